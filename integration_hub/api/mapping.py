@@ -1,0 +1,89 @@
+"""Desk actions on a Mapping: preview the exact request, and create mappings from ready templates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import frappe
+from frappe import _
+
+from integration_hub.bindings import get_remote_id
+from integration_hub.connectors import get_connector
+from integration_hub.engine.errors import IntegrationError
+from integration_hub.engine.mapping import render_template
+from integration_hub.mappings import compile_mapping_doc
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "mapping_templates"
+
+
+@frappe.whitelist()
+def preview(mapping: str, docname: str, event: str | None = None) -> dict:
+	"""The request the mapping would send for one document, secrets redacted; nothing is sent."""
+	frappe.has_permission("Mapping", "read", mapping, throw=True)
+	doc = frappe.get_doc("Mapping", mapping)
+	if doc.direction != "Outbound":
+		frappe.throw(_("Preview is for outbound mappings."))
+	frappe.has_permission(doc.source_doctype, "read", docname, throw=True)
+	operation = next((row for row in doc.events if row.event == event), None) or (doc.events or [None])[0]
+	if not operation:
+		frappe.throw(_("Mapping {0} has no events.").format(mapping))
+	source = frappe.get_doc(doc.source_doctype, docname).as_dict(convert_dates_to_str=True)
+	remote_id = get_remote_id(doc.connector, doc.source_doctype, docname, doc.remote_object_type)
+	context = {
+		"event": operation.event,
+		"idempotency_key": "ih-preview",
+		"remote_id": remote_id,
+		"connector": doc.connector,
+	}
+	try:
+		compiled, _condition = compile_mapping_doc(doc)
+		payload = compiled.apply(source, context) if operation.send_body else None
+		runtime = get_connector(doc.connector)
+		if runtime.protocol == "SOAP":
+			return {
+				"operation": operation.soap_operation,
+				"envelope": runtime.soap_client().prepare_preview(operation.soap_operation, payload or {}),
+			}
+		path = render_template(
+			operation.path or "", {"doc": source, "remote_id": remote_id, "context": context}
+		)
+		return runtime.rest_client().prepare_preview(
+			operation.http_method, path, json=payload, idempotency_key=context["idempotency_key"]
+		)
+	except IntegrationError as error:
+		frappe.throw(_("The request cannot be built: {0}").format(error.message), title=_("Preview Failed"))
+
+
+@frappe.whitelist()
+def list_templates() -> list[dict]:
+	frappe.has_permission("Mapping", "create", throw=True)
+	return [
+		{"name": path.stem, "title": data["title"], "description": data.get("description", "")}
+		for path, data in sorted((p, load_template(p.stem)) for p in TEMPLATE_DIR.glob("*.json"))
+	]
+
+
+def load_template(name: str) -> dict:
+	path = TEMPLATE_DIR / f"{name}.json"
+	if not name.replace("_", "").isalnum() or not path.is_file():
+		frappe.throw(_("There is no mapping template named {0}.").format(frappe.bold(name)))
+	return json.loads(path.read_text())
+
+
+@frappe.whitelist(methods=["POST"])
+def create_from_template(template: str, connector: str, mapping_name: str | None = None) -> str:
+	"""Create an enabled-but-editable Mapping from a bundled template for the given connector."""
+	frappe.has_permission("Mapping", "create", throw=True)
+	data = load_template(template)
+	mapping = frappe.get_doc(
+		{
+			"doctype": "Mapping",
+			**data["mapping"],
+			"mapping_name": mapping_name or f"{data['title']} - {connector}",
+			"connector": connector,
+			"template": template,
+		}
+	)
+	mapping.insert()
+	return mapping.name

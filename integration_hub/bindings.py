@@ -1,0 +1,70 @@
+"""Integration Binding: which remote object stands for which ERPNext document, per connector.
+
+The database's unique indexes are the last word; these helpers only read and upsert.
+"""
+
+from __future__ import annotations
+
+import frappe
+from frappe.utils import now_datetime
+
+
+def binding_filters(connector: str, doctype: str, remote_object_type: str | None) -> dict:
+	return {
+		"connector": connector,
+		"reference_doctype": doctype,
+		"remote_object_type": remote_object_type or "",
+	}
+
+
+def get_remote_id(
+	connector: str, doctype: str, name: str, remote_object_type: str | None = None
+) -> str | None:
+	filters = binding_filters(connector, doctype, remote_object_type) | {"reference_name": name}
+	return frappe.db.get_value("Integration Binding", filters, "external_id")
+
+
+def get_binding(connector: str, doctype: str, name: str, remote_object_type: str | None = None):
+	filters = binding_filters(connector, doctype, remote_object_type) | {"reference_name": name}
+	return frappe.db.get_value(
+		"Integration Binding", filters, ["name", "external_id", "last_payload_hash"], as_dict=True
+	)
+
+
+def find_document(connector: str, doctype: str, external_id: str, remote_object_type: str | None = None):
+	"""The ERPNext document bound to a remote id, or None."""
+	filters = binding_filters(connector, doctype, remote_object_type) | {"external_id": external_id}
+	return frappe.db.get_value("Integration Binding", filters, "reference_name")
+
+
+def save_binding(
+	connector: str,
+	doctype: str,
+	name: str,
+	external_id: str | None,
+	*,
+	remote_object_type: str | None = None,
+	mapping: str | None = None,
+	payload_hash: str | None = None,
+) -> str:
+	"""Create or update the binding of one document; keeps the known remote id when none is given."""
+	existing = get_binding(connector, doctype, name, remote_object_type)
+	values = {"last_synced_at": now_datetime(), "last_payload_hash": payload_hash, "mapping": mapping}
+	if existing:
+		if external_id:
+			values["external_id"] = str(external_id)
+		frappe.db.set_value("Integration Binding", existing.name, values)
+		return existing.name
+	if not external_id:
+		return ""
+	binding = frappe.get_doc(
+		{
+			"doctype": "Integration Binding",
+			**binding_filters(connector, doctype, remote_object_type),
+			"reference_name": name,
+			"external_id": str(external_id),
+			**values,
+		}
+	)
+	binding.insert(ignore_permissions=True)
+	return binding.name

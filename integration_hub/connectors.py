@@ -1,0 +1,229 @@
+"""Builds engine clients from Connector documents and keeps each connector's health on its form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import frappe
+from frappe import _
+from frappe.utils import get_datetime, now_datetime
+
+from integration_hub.engine.auth import AuthConfig
+from integration_hub.engine.errors import ConfigurationError
+from integration_hub.engine.policy import (
+	CircuitPolicy,
+	CircuitState,
+	RetryPolicy,
+	circuit_record_failure,
+	circuit_record_success,
+)
+from integration_hub.engine.ratelimit import RedisRateLimiter
+from integration_hub.engine.redact import redact_text
+from integration_hub.engine.rest import RestClient, RestConfig
+from integration_hub.engine.soap import SoapClient, SoapConfig
+
+AUTH_KINDS = {
+	"None": "none",
+	"API Key": "api_key",
+	"Bearer Token": "bearer",
+	"Basic": "basic",
+	"OAuth2 Client Credentials": "oauth2_client_credentials",
+	"WS-Security UsernameToken": "none",
+}
+SECRET_FIELDS = (
+	"api_key",
+	"bearer_token",
+	"password",
+	"client_secret",
+	"webhook_secret",
+	"previous_webhook_secret",
+)
+CIRCUIT_STATES = {"Closed": "closed", "Open": "open", "Half Open": "half_open"}
+_runtimes: dict[str, ConnectorRuntime] = {}
+
+
+@dataclass
+class ConnectorRuntime:
+	"""What a worker needs to talk to one connector, built once per version of its document."""
+
+	name: str
+	version: str
+	protocol: str
+	retry_policy: RetryPolicy
+	circuit_policy: CircuitPolicy
+	rest_config: RestConfig | None = None
+	soap_config: SoapConfig | None = None
+	rate_limit: int = 0
+	secrets: list[str] = field(default_factory=list)
+
+	def rest_client(self) -> RestClient:
+		if not self.rest_config:
+			raise ConfigurationError(_("Connector {0} is not a REST connector").format(self.name))
+		limiter = None
+		if self.rate_limit:
+			limiter = RedisRateLimiter(
+				frappe.cache, self.rate_limit, prefix=f"{frappe.local.site}:integration_hub:rate:"
+			)
+		return RestClient(self.rest_config, rate_limiter=limiter)
+
+	def soap_client(self) -> SoapClient:
+		if not self.soap_config:
+			raise ConfigurationError(_("Connector {0} is not a SOAP connector").format(self.name))
+		return SoapClient(self.soap_config)
+
+	def redact(self, text: str | None) -> str:
+		return redact_text(text or "", self.secrets)
+
+
+def get_connector(name: str) -> ConnectorRuntime:
+	doc = frappe.get_cached_doc("Connector", name)
+	if not doc.enabled:
+		raise ConfigurationError(_("Connector {0} is disabled").format(name))
+	runtime = _runtimes.get(name)
+	if runtime is None or runtime.version != str(doc.modified):
+		runtime = _runtimes[name] = build_runtime(doc)
+	return runtime
+
+
+def clear_connector_clients(name: str) -> None:
+	_runtimes.pop(name, None)
+
+
+def connector_secrets(doc) -> dict[str, str]:
+	return {
+		fieldname: doc.get_password(fieldname, raise_exception=False) or "" for fieldname in SECRET_FIELDS
+	}
+
+
+def build_runtime(doc) -> ConnectorRuntime:
+	secrets = connector_secrets(doc)
+	runtime = ConnectorRuntime(
+		name=doc.name,
+		version=str(doc.modified),
+		protocol=doc.protocol,
+		retry_policy=RetryPolicy(
+			max_attempts=doc.max_attempts or 1,
+			base_delay=float(doc.backoff_base_seconds or 0),
+			max_delay=float(doc.backoff_max_seconds or 0),
+		),
+		circuit_policy=CircuitPolicy(
+			failure_threshold=doc.circuit_failure_threshold or 0,
+			cooldown_seconds=float(doc.circuit_cooldown_seconds or 0),
+		),
+		rate_limit=doc.rate_limit_per_second or 0,
+		secrets=[value for value in secrets.values() if value],
+	)
+	if doc.protocol == "SOAP":
+		runtime.soap_config = SoapConfig(
+			connector_key=doc.name,
+			wsdl=wsdl_location(doc),
+			service_name=doc.soap_service or "",
+			port_name=doc.soap_port or "",
+			endpoint_override=doc.soap_endpoint_override or "",
+			connect_timeout=doc.connect_timeout,
+			operation_timeout=doc.read_timeout,
+			verify_tls=bool(doc.verify_tls),
+			ws_security=doc.auth_type == "WS-Security UsernameToken",
+			username=doc.username or "",
+			password=secrets["password"],
+			allow_private_network=bool(doc.allow_private_network),
+		)
+	else:
+		runtime.rest_config = RestConfig(
+			connector_key=doc.name,
+			base_url=doc.base_url,
+			auth=AuthConfig(
+				kind=AUTH_KINDS.get(doc.auth_type or "None", "none"),
+				api_key=secrets["api_key"],
+				api_key_name=doc.api_key_name or "X-API-Key",
+				api_key_in=(doc.api_key_in or "Header").lower(),
+				token=secrets["bearer_token"],
+				username=doc.username or "",
+				password=secrets["password"],
+				client_id=doc.client_id or "",
+				client_secret=secrets["client_secret"],
+				token_url=doc.token_url or "",
+				scope=doc.scope or "",
+				audience=doc.audience or "",
+			),
+			connect_timeout=doc.connect_timeout,
+			read_timeout=doc.read_timeout,
+			verify_tls=bool(doc.verify_tls),
+			default_headers={row.header_name: row.header_value for row in doc.headers},
+			allow_private_network=bool(doc.allow_private_network),
+		)
+	return runtime
+
+
+def wsdl_location(doc) -> str:
+	if doc.wsdl_source == "URL":
+		return doc.wsdl_url
+	file_name = frappe.db.get_value("File", {"file_url": doc.wsdl_file}, "name")
+	if not file_name:
+		raise ConfigurationError(
+			_("The WSDL file {0} attached to {1} is missing").format(doc.wsdl_file, doc.name)
+		)
+	return frappe.get_doc("File", file_name).get_full_path()
+
+
+def record_circuit_outcome(name: str, success: bool, error: str | None = None) -> None:
+	"""Move the connector's circuit breaker and health on the form; writes only when something changes."""
+	row = frappe.db.get_value(
+		"Connector",
+		name,
+		[
+			"circuit_state",
+			"consecutive_failures",
+			"paused_until",
+			"circuit_failure_threshold",
+			"circuit_cooldown_seconds",
+			"health_status",
+		],
+		as_dict=True,
+	)
+	if not row:
+		return
+	state = CircuitState(
+		state=CIRCUIT_STATES.get(row.circuit_state or "Closed", "closed"),
+		consecutive_failures=row.consecutive_failures or 0,
+		open_until=to_epoch(row.paused_until),
+	)
+	now = now_datetime().timestamp()
+	if success:
+		new_state = circuit_record_success(state)
+	else:
+		policy = CircuitPolicy(
+			failure_threshold=row.circuit_failure_threshold or 0,
+			cooldown_seconds=float(row.circuit_cooldown_seconds or 0),
+		)
+		new_state = circuit_record_failure(state, policy, now)
+	values = {
+		"circuit_state": {v: k for k, v in CIRCUIT_STATES.items()}[new_state.state],
+		"consecutive_failures": new_state.consecutive_failures,
+		"paused_until": from_epoch(new_state.open_until) if new_state.state == "open" else None,
+		"health_status": health_for(new_state),
+	}
+	if success:
+		if new_state == state and row.health_status == "Healthy":
+			return
+		values["last_success_at"] = now_datetime()
+	else:
+		values["last_failure_at"] = now_datetime()
+		values["last_error"] = (error or "")[:1000]
+	frappe.db.set_value("Connector", name, values, update_modified=False)
+	frappe.db.commit()
+
+
+def health_for(state: CircuitState) -> str:
+	if state.state != "closed":
+		return "Paused"
+	return "Healthy" if not state.consecutive_failures else "Degraded"
+
+
+def to_epoch(value) -> float | None:
+	return get_datetime(value).timestamp() if value else None
+
+
+def from_epoch(value: float | None) -> datetime | None:
+	return datetime.fromtimestamp(value) if value else None

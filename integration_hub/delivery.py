@@ -1,0 +1,299 @@
+"""Delivers claimed outbound Sync Log rows: map the document, send it, record what happened."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import frappe
+from frappe import _
+from frappe.utils import now_datetime
+
+from integration_hub.bindings import get_binding, save_binding
+from integration_hub.connectors import ConnectorRuntime, get_connector, record_circuit_outcome
+from integration_hub.engine.errors import (
+	ConfigurationError,
+	GoneError,
+	IntegrationError,
+	MappingError,
+	RetryableError,
+	TransportError,
+)
+from integration_hub.engine.mapping import extract, payload_hash, render_template
+from integration_hub.engine.policy import next_retry_delay
+from integration_hub.mappings import compile_mapping_doc
+
+RESPONSE_EXCERPT = 2000
+
+
+class SkipRow(Exception):
+	"""The row needs no request (document gone, payload unchanged); ``args[0]`` says why."""
+
+
+@dataclass
+class OutboundCall:
+	row: Any
+	method: str
+	path: str
+	soap_operation: str
+	payload: Any
+	idempotency_key: str
+	remote_id: str | None
+	payload_hash: str | None
+	request_log: dict = field(default_factory=dict)
+
+
+def deliver_rows(rows: list) -> None:
+	"""Deliver one group of claimed rows: a single row, or the rows of one batch request."""
+	mapping = frappe.get_cached_doc("Mapping", rows[0].mapping)
+	try:
+		runtime = get_connector(mapping.connector)
+	except (ConfigurationError, frappe.DoesNotExistError) as error:
+		for row in rows:
+			finish(row, "Dead", error=_("Connector cannot be used: {0}").format(error_text(error)))
+		return
+	calls = []
+	for row in rows:
+		try:
+			calls.append(prepare_call(row, mapping, runtime))
+		except SkipRow as reason:
+			finish(row, "Skipped", error=str(reason))
+		except IntegrationError as error:
+			finish(row, "Dead", error=error_text(error))
+	if not calls:
+		return
+	if (mapping.batch_size or 1) > 1 and runtime.protocol == "REST":
+		send_batch(calls, mapping, runtime)
+	else:
+		for call in calls:
+			send_one(call, mapping, runtime)
+
+
+def prepare_call(row, mapping, runtime: ConnectorRuntime) -> OutboundCall:
+	operation = next((op for op in mapping.events if op.event == row.event), None)
+	if operation is None:
+		raise ConfigurationError(_("Mapping {0} no longer sends on {1}").format(mapping.name, row.event))
+	document = load_document(row)
+	binding = get_binding(runtime.name, row.reference_doctype, row.reference_name, mapping.remote_object_type)
+	remote_id = binding.external_id if binding else None
+	context = {
+		"event": row.event,
+		"idempotency_key": row.idempotency_key,
+		"remote_id": remote_id,
+		"connector": runtime.name,
+		"mapping": mapping.name,
+		"sync_log": row.name,
+	}
+	compiled, _condition = compile_mapping_doc(mapping)
+	payload = compiled.apply(document, context) if operation.send_body else None
+	digest = payload_hash(payload) if payload is not None else None
+	if mapping.skip_unchanged and binding and digest and binding.last_payload_hash == digest:
+		raise SkipRow(_("Unchanged since the last delivery"))
+	path = render_template(
+		operation.path or "", {"doc": document, "remote_id": remote_id, "context": context}
+	)
+	if "{{" in (operation.path or "") and "remote_id" in operation.path and not remote_id:
+		raise ConfigurationError(
+			_("{0} {1} was never delivered to {2}, so there is no remote id to call {3} with").format(
+				_(row.reference_doctype), row.reference_name, runtime.name, operation.path
+			)
+		)
+	return OutboundCall(
+		row=row,
+		method=operation.http_method or "POST",
+		path=path,
+		soap_operation=operation.soap_operation or "",
+		payload=payload,
+		idempotency_key=row.idempotency_key,
+		remote_id=remote_id,
+		payload_hash=digest,
+	)
+
+
+def load_document(row) -> dict:
+	if row.payload:
+		return json.loads(row.payload)
+	if not frappe.db.exists(row.reference_doctype, row.reference_name):
+		raise SkipRow(_("{0} {1} no longer exists").format(_(row.reference_doctype), row.reference_name))
+	return frappe.get_doc(row.reference_doctype, row.reference_name).as_dict(convert_dates_to_str=True)
+
+
+def send_one(call: OutboundCall, mapping, runtime: ConnectorRuntime) -> None:
+	started = time.monotonic()
+	try:
+		if runtime.protocol == "SOAP":
+			call.request_log = {"operation": call.soap_operation, "body": call.payload}
+			result = runtime.soap_client().call(call.soap_operation, call.payload or {})
+			status, body_text, _retry_after = 200, json.dumps(result, default=str), None
+			response_data = result
+		else:
+			client = runtime.rest_client()
+			call.request_log = client.prepare_preview(
+				call.method, call.path, json=call.payload, idempotency_key=call.idempotency_key
+			)
+			response = client.request(
+				call.method, call.path, json=call.payload, idempotency_key=call.idempotency_key
+			)
+			status, body_text = response.status_code, response.text_excerpt(RESPONSE_EXCERPT)
+			response_data = response.json()
+			response.raise_for_outcome()
+	except TransportError as error:
+		record_failure(call, mapping, runtime, error, elapsed_ms(started))
+		return
+	except IntegrationError as error:
+		finish(
+			call.row,
+			"Dead",
+			error=error_text(error),
+			request=call.request_log,
+			duration_ms=elapsed_ms(started),
+		)
+		return
+	record_success(call, mapping, runtime, status, body_text, response_data, elapsed_ms(started))
+
+
+def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) -> None:
+	"""One request carries every payload; each row's outcome is read from the per-record results."""
+	started = time.monotonic()
+	payloads = [call.payload for call in calls]
+	body = {mapping.batch_records_key: payloads} if mapping.batch_records_key else payloads
+	batch_key = "ih-batch-" + payload_hash(sorted(call.idempotency_key for call in calls))[:32]
+	client = runtime.rest_client()
+	request_log = client.prepare_preview("POST", mapping.batch_path, json=body, idempotency_key=batch_key)
+	batch_id = batch_key
+	for call in calls:
+		call.request_log = request_log
+	try:
+		response = client.request("POST", mapping.batch_path, json=body, idempotency_key=batch_key)
+		response.raise_for_outcome()
+	except TransportError as error:
+		for call in calls:
+			record_failure(
+				call, mapping, runtime, error, elapsed_ms(started), batch_id=batch_id, count_circuit=False
+			)
+		if error.retryable:
+			record_circuit_outcome(runtime.name, success=False, error=error_text(error))
+		return
+	except IntegrationError as error:
+		for call in calls:
+			finish(call.row, "Dead", error=error_text(error), request=request_log, batch_id=batch_id)
+		return
+	data = response.json()
+	results = extract(data, mapping.batch_results_path) if mapping.batch_results_path else None
+	body_text = response.text_excerpt(RESPONSE_EXCERPT)
+	for position, call in enumerate(calls):
+		result = results[position] if isinstance(results, list) and position < len(results) else None
+		item_error = result.get("error") if isinstance(result, dict) else None
+		if item_error:
+			finish(
+				call.row,
+				"Dead",
+				error=str(item_error),
+				request=request_log,
+				http_status=response.status_code,
+				response=body_text,
+				batch_id=batch_id,
+			)
+			continue
+		record_success(
+			call,
+			mapping,
+			runtime,
+			response.status_code,
+			body_text,
+			result,
+			elapsed_ms(started),
+			batch_id=batch_id,
+		)
+
+
+def record_success(call, mapping, runtime, status, body_text, response_data, duration_ms, batch_id=None):
+	row = call.row
+	remote_id = None
+	if mapping.remote_id_path and response_data is not None:
+		try:
+			remote_id = extract(response_data, mapping.remote_id_path)
+		except MappingError:
+			remote_id = None
+	remote_id = str(remote_id) if remote_id not in (None, "") else call.remote_id
+	save_binding(
+		runtime.name,
+		row.reference_doctype,
+		row.reference_name,
+		remote_id,
+		remote_object_type=mapping.remote_object_type,
+		mapping=mapping.name,
+		payload_hash=call.payload_hash,
+	)
+	finish(
+		row,
+		"Success",
+		http_status=status,
+		response=runtime.redact(body_text),
+		request=call.request_log,
+		external_id=remote_id,
+		duration_ms=duration_ms,
+		batch_id=batch_id,
+	)
+	record_circuit_outcome(runtime.name, success=True)
+
+
+def record_failure(
+	call, mapping, runtime, error: TransportError, duration_ms, batch_id=None, count_circuit=True
+):
+	row = call.row
+	message = error_text(error)
+	common = {
+		"http_status": error.status_code,
+		"response": runtime.redact(error.response_excerpt or ""),
+		"request": call.request_log,
+		"duration_ms": duration_ms,
+		"batch_id": batch_id,
+	}
+	if isinstance(error, GoneError):
+		frappe.db.set_value("Mapping", mapping.name, "enabled", 0)
+		finish(
+			row,
+			"Dead",
+			error=_("The remote answered 410 Gone; mapping {0} was disabled. {1}").format(
+				mapping.name, message
+			),
+			**common,
+		)
+	elif not error.retryable:
+		finish(row, "Dead", error=message, **common)
+	elif row.attempts >= runtime.retry_policy.max_attempts:
+		finish(
+			row, "Dead", error=_("Gave up after {0} attempts: {1}").format(row.attempts, message), **common
+		)
+	else:
+		delay = next_retry_delay(row.attempts, runtime.retry_policy, error.retry_after)
+		finish(
+			row, "Failed", error=message, next_attempt_at=now_datetime() + timedelta(seconds=delay), **common
+		)
+	if count_circuit and error.retryable:
+		record_circuit_outcome(runtime.name, success=False, error=message)
+
+
+def finish(row, status: str, **values) -> None:
+	"""Record a row's outcome and commit it at once, so a crash after this line loses nothing."""
+	update = {"status": status, "lease_expires_at": None}
+	for key, value in values.items():
+		if key == "request" and value is not None:
+			value = json.dumps(value, indent=1, default=str)
+		update[key] = value
+	if status == "Success":
+		update["error"] = None
+	frappe.db.set_value("Sync Log", row.name, update)
+	frappe.db.commit()
+
+
+def error_text(error: Exception) -> str:
+	return getattr(error, "message", None) or str(error) or error.__class__.__name__
+
+
+def elapsed_ms(started: float) -> int:
+	return int((time.monotonic() - started) * 1000)

@@ -1,0 +1,120 @@
+"""The one doc-event entry point for outbound sync: a transactional outbox.
+
+Every document event of every DocType passes through :func:`on_document_event`. When no enabled
+mapping listens for the (doctype, event) pair it returns after a dict lookup. Otherwise it writes a
+Queued Sync Log row in the document's own transaction and, once that transaction commits, asks a
+worker to deliver. If the transaction rolls back, the row disappears with the document and nothing
+is sent; if Redis is down at commit, the scheduler sweep finds the row a minute later.
+"""
+
+from __future__ import annotations
+
+import json
+
+import frappe
+from frappe.utils import now_datetime
+from redis.exceptions import RedisError
+
+from integration_hub.engine.mapping import render_template
+from integration_hub.mappings import compile_mapping_doc, get_outbound_index
+
+DELIVERY_JOB = "integration_hub.outbox.deliver"
+SNAPSHOT_EVENTS = frozenset({"on_trash"})
+
+
+def on_document_event(doc, method: str) -> None:
+	if frappe.flags.in_install or frappe.flags.in_migrate or frappe.flags.in_patch:
+		return
+	mapping_names = get_outbound_index().get(doc.doctype, {}).get(method)
+	if mapping_names:
+		for mapping_name in mapping_names:
+			queue_outbound(mapping_name, doc, method)
+
+
+def queue_outbound(mapping_name: str, doc, event: str) -> str | None:
+	"""Write the outbox row for one mapping and one document event; returns the Sync Log name."""
+	mapping = frappe.get_cached_doc("Mapping", mapping_name)
+	_, condition = compile_mapping_doc(mapping)
+	document = None
+	if mapping.condition or mapping.idempotency_key_template or event in SNAPSHOT_EVENTS:
+		document = doc.as_dict(convert_dates_to_str=True)
+		if not condition(document):
+			return None
+
+	log = frappe.new_doc("Sync Log")
+	log.name = frappe.generate_hash(length=12)
+	now = now_datetime()
+	log.update(
+		{
+			"status": "Queued",
+			"direction": "Outbound",
+			"connector": mapping.connector,
+			"mapping": mapping.name,
+			"event": event,
+			"reference_doctype": doc.doctype,
+			"reference_name": doc.name,
+			"attempts": 0,
+			"next_attempt_at": now,
+			"owner": frappe.session.user,
+			"creation": now,
+			"modified": now,
+			"modified_by": frappe.session.user,
+		}
+	)
+	log.idempotency_key = idempotency_key(mapping, log, document, event)
+	if event in SNAPSHOT_EVENTS:
+		log.payload = json.dumps(document, default=str)
+	log.db_insert()
+	schedule_delivery(mapping.connector)
+	return log.name
+
+
+def idempotency_key(mapping, log, document: dict | None, event: str) -> str:
+	"""A key fixed when the row is written, so every retry of the row sends the same one."""
+	if mapping.idempotency_key_template:
+		context = {
+			"event": event,
+			"sync_log": log.name,
+			"connector": mapping.connector,
+			"mapping": mapping.name,
+		}
+		return render_template(
+			mapping.idempotency_key_template, {"doc": document, "context": context, **context}
+		)
+	return f"ih-{log.name}"
+
+
+def schedule_delivery(connector: str) -> None:
+	"""Enqueue one delivery job per connector once the current transaction commits."""
+	pending = frappe.local.__dict__.setdefault("integration_hub_pending_connectors", set())
+	if not pending:
+		frappe.db.after_commit.add(enqueue_pending_deliveries)
+		frappe.db.after_rollback.add(pending.clear)
+	pending.add(connector)
+
+
+def enqueue_pending_deliveries() -> None:
+	pending = frappe.local.__dict__.get("integration_hub_pending_connectors") or set()
+	connectors = sorted(pending)
+	pending.clear()
+	for connector in connectors:
+		enqueue_delivery(connector)
+
+
+def enqueue_delivery(connector: str) -> bool:
+	"""Ask a worker to deliver the connector's due rows. A lost enqueue costs a minute, not a row."""
+	try:
+		frappe.enqueue(
+			DELIVERY_JOB,
+			queue="default",
+			job_id=f"integration_hub:deliver:{connector}",
+			deduplicate=True,
+			connector=connector,
+		)
+	except RedisError:
+		frappe.logger("integration_hub").warning(
+			f"Could not enqueue delivery for connector {connector}; the scheduler sweep will retry",
+			exc_info=True,
+		)
+		return False
+	return True

@@ -1,0 +1,40 @@
+app_name = "integration_hub"
+app_title = "Integration Hub"
+app_publisher = "Integration Hub Contributors"
+app_description = (
+	"Connectors, mappings and a durable sync log that make ERPNext the hub of a business's software"
+)
+app_email = "maintainers@integration-hub.invalid"
+app_license = "mit"
+
+required_apps = ["erpnext"]
+
+before_install = "integration_hub.install.ensure_roles"
+after_migrate = "integration_hub.install.ensure_roles"
+before_uninstall = "integration_hub.install.before_uninstall"
+
+doctype_list_js = {"Sync Log": "public/js/sync_log_list.js"}
+
+doc_events = {
+	"*": {
+		"after_insert": "integration_hub.dispatch.on_document_event",
+		"on_update": "integration_hub.dispatch.on_document_event",
+		"on_submit": "integration_hub.dispatch.on_document_event",
+		"on_update_after_submit": "integration_hub.dispatch.on_document_event",
+		"on_cancel": "integration_hub.dispatch.on_document_event",
+		"on_trash": "integration_hub.dispatch.on_document_event",
+	},
+	"Stock Ledger Entry": {
+		"on_submit": "integration_hub.stock.on_stock_ledger_entry",
+	},
+}
+
+scheduler_events = {
+	"cron": {
+		"* * * * *": [
+			"integration_hub.outbox.sweep",
+		],
+	},
+}
+
+default_log_clearing_doctypes = {"Sync Log": 30}

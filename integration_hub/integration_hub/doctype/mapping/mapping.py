@@ -1,0 +1,169 @@
+# Copyright (c) 2026, Integration Hub Contributors and contributors
+# For license information, please see license.txt
+
+import frappe
+from croniter import croniter
+from frappe import _
+from frappe.model.document import Document
+
+from integration_hub.engine.errors import MappingError
+from integration_hub.engine.mapping import check_template, compile_condition, compile_mapping, extract
+from integration_hub.mappings import clear_outbound_index, doctype_path_error, field_rules, validation_message
+
+SUBMIT_EVENTS = frozenset({"on_submit", "on_cancel", "on_update_after_submit"})
+
+
+class Mapping(Document):
+	def validate(self):
+		self.validate_connector()
+		if self.direction == "Outbound":
+			self.validate_events()
+			self.validate_duplicate_mapping()
+			self.validate_source_fields()
+			self.validate_batching()
+		else:
+			self.validate_trigger()
+			self.validate_target_fields()
+		self.validate_rules()
+
+	def on_update(self):
+		clear_outbound_index()
+
+	def on_trash(self):
+		clear_outbound_index()
+
+	def after_rename(self, old, new, merge=False):
+		clear_outbound_index()
+
+	def validate_connector(self):
+		protocol = frappe.db.get_value("Connector", self.connector, "protocol")
+		if not protocol:
+			frappe.throw(_("Connector {0} does not exist.").format(frappe.bold(self.connector)))
+		self.connector_protocol = protocol
+
+	def validate_events(self):
+		if not self.source_doctype:
+			frappe.throw(_("An outbound mapping needs a Source DocType."))
+		if not self.events:
+			frappe.throw(_("Add at least one event that sends {0} documents.").format(_(self.source_doctype)))
+		meta = frappe.get_meta(self.source_doctype)
+		seen = set()
+		for row in self.events:
+			if row.event in seen:
+				frappe.throw(_("Row {0}: event {1} is listed twice.").format(row.idx, frappe.bold(row.event)))
+			seen.add(row.event)
+			if row.event in SUBMIT_EVENTS and not meta.is_submittable:
+				frappe.throw(
+					_("Row {0}: {1} is not submittable, so it never raises {2}.").format(
+						row.idx, _(self.source_doctype), frappe.bold(row.event)
+					)
+				)
+			self.validate_operation(row)
+
+	def validate_operation(self, row):
+		if self.connector_protocol == "SOAP" and not row.soap_operation:
+			frappe.throw(_("Row {0}: a SOAP connector needs the SOAP Operation to call.").format(row.idx))
+		if self.connector_protocol == "REST":
+			if not row.path and not (self.batch_size or 0) > 1:
+				frappe.throw(
+					_("Row {0}: give the Path to call for {1}.").format(row.idx, frappe.bold(row.event))
+				)
+			self.validate_jinja(row.path, _("Row {0} Path").format(row.idx))
+
+	def validate_duplicate_mapping(self):
+		if not self.enabled:
+			return
+		mapping = frappe.qb.DocType("Mapping")
+		event = frappe.qb.DocType("Mapping Event")
+		clashes = (
+			frappe.qb.from_(mapping)
+			.join(event)
+			.on(event.parent == mapping.name)
+			.select(mapping.name, event.event)
+			.where(
+				(mapping.name != (self.name or ""))
+				& (mapping.enabled == 1)
+				& (mapping.direction == "Outbound")
+				& (mapping.connector == self.connector)
+				& (mapping.source_doctype == self.source_doctype)
+				& (event.parenttype == "Mapping")
+				& event.event.isin([row.event for row in self.events])
+			)
+		).run(as_dict=True)
+		if clashes:
+			clash = clashes[0]
+			frappe.throw(
+				_("Mapping {0} already sends {1} on {2} to connector {3}.").format(
+					frappe.bold(clash.name),
+					_(self.source_doctype),
+					frappe.bold(clash.event),
+					frappe.bold(self.connector),
+				),
+				title=_("Duplicate Mapping"),
+			)
+
+	def validate_source_fields(self):
+		for row in self.fields:
+			if row.source_type in ("Field", "Path") and row.source:
+				self.validate_doctype_path(self.source_doctype, row.source, row.idx, _("Source"))
+
+	def validate_target_fields(self):
+		for row in self.fields:
+			self.validate_doctype_path(self.target_doctype, row.target, row.idx, _("Target"))
+
+	def validate_doctype_path(self, doctype, path, idx, label):
+		error = doctype_path_error(doctype, path.strip())
+		if error:
+			frappe.throw(
+				_("Row {0}: {1} {2} does not exist: {3}.").format(idx, label, frappe.bold(path), error)
+			)
+
+	def validate_batching(self):
+		if (self.batch_size or 0) > 1 and self.connector_protocol == "REST" and not self.batch_path:
+			frappe.throw(_("A batch size above 1 needs the Batch Path that accepts many records at once."))
+		if self.batch_results_path:
+			self.validate_jmespath(self.batch_results_path, _("Batch Results Path"))
+
+	def validate_trigger(self):
+		if not self.target_doctype:
+			frappe.throw(_("An inbound mapping needs a Target DocType."))
+		if self.submit_on_create and not frappe.get_meta(self.target_doctype).is_submittable:
+			frappe.throw(_("{0} is not submittable; clear Submit On Create.").format(_(self.target_doctype)))
+		if self.trigger == "Schedule":
+			if not self.cron_expression or not croniter.is_valid(self.cron_expression.strip()):
+				frappe.throw(
+					_("{0} is not a valid cron expression (five fields, e.g. */15 * * * *).").format(
+						frappe.bold(self.cron_expression or "")
+					)
+				)
+			if not self.endpoint_path:
+				frappe.throw(_("A scheduled pull needs the Endpoint Path to read records from."))
+		self.validate_jmespath(self.external_id_path, _("External ID Path"))
+		self.validate_jmespath(self.records_path, _("Records Path"))
+
+	def validate_rules(self):
+		if not self.fields and not self.body_template:
+			frappe.throw(_("Add field rows or a body template: the mapping must say what to send or write."))
+		try:
+			compile_mapping(field_rules(self), self.body_template or "")
+			compile_condition(self.condition or "")
+		except MappingError as error:
+			frappe.throw(validation_message(error), title=_("Invalid Mapping"))
+		self.validate_jinja(self.idempotency_key_template, _("Idempotency Key Template"))
+		self.validate_jmespath(self.remote_id_path, _("Remote ID Path"))
+
+	def validate_jinja(self, template, label):
+		if not template:
+			return
+		try:
+			check_template(template)
+		except MappingError as error:
+			frappe.throw(_("{0} is not a valid template: {1}").format(label, error.message))
+
+	def validate_jmespath(self, expression, label):
+		if not expression:
+			return
+		try:
+			extract({}, expression)
+		except MappingError as error:
+			frappe.throw(_("{0} is not a valid JMESPath expression: {1}").format(label, error.message))

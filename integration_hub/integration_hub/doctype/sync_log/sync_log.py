@@ -1,0 +1,26 @@
+# Copyright (c) 2026, Integration Hub Contributors and contributors
+# For license information, please see license.txt
+
+import frappe
+from frappe.model.document import Document
+from frappe.query_builder import Interval
+from frappe.query_builder.functions import Now
+
+FINISHED_STATUSES = ("Success", "Skipped", "Cancelled", "Dead")
+
+
+class SyncLog(Document):
+	@staticmethod
+	def clear_old_logs(days=30):
+		"""Log Settings calls this; rows still waiting to be delivered are never cleared."""
+		table = frappe.qb.DocType("Sync Log")
+		frappe.db.delete(
+			table,
+			filters=(table.modified < (Now() - Interval(days=days))) & table.status.isin(FINISHED_STATUSES),
+		)
+
+
+def on_doctype_update():
+	frappe.db.add_index("Sync Log", ["status", "next_attempt_at"])
+	frappe.db.add_index("Sync Log", ["reference_doctype", "reference_name"])
+	frappe.db.add_index("Sync Log", ["connector", "status"])

@@ -1,0 +1,57 @@
+# Copyright (c) 2026, Integration Hub Contributors and contributors
+# See license.txt
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+from frappe.utils import add_days, now_datetime
+
+from integration_hub.integration_hub.doctype.connector.test_connector import make_user
+from integration_hub.integration_hub.doctype.sync_log.sync_log import SyncLog
+from integration_hub.tests.utils import make_connector
+
+
+def sync_log(connector: str, status: str = "Queued", **values):
+	return frappe.get_doc(
+		{"doctype": "Sync Log", "status": status, "direction": "Outbound", "connector": connector, **values}
+	)
+
+
+class TestSyncLog(FrappeTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.connector = make_connector("IH Test Log Conn", "https://api.example.com")
+
+	def tearDown(self):
+		frappe.set_user("Administrator")
+
+	def test_created_by_the_system(self):
+		log = sync_log(self.connector).insert(ignore_permissions=True)
+		self.assertEqual(frappe.db.get_value("Sync Log", log.name, "status"), "Queued")
+
+	def test_people_cannot_create_sync_logs(self):
+		for email, roles in [
+			("ih-plain-user@example.com", ["Accounts User"]),
+			("ih-manager@example.com", ["Integration Manager"]),
+		]:
+			with self.subTest(user=email):
+				frappe.set_user(make_user(email, roles))
+				with self.assertRaises(frappe.PermissionError):
+					sync_log(self.connector).insert()
+
+	def test_readable_by_integration_manager_not_by_others(self):
+		log = sync_log(self.connector).insert(ignore_permissions=True)
+		frappe.set_user(make_user("ih-manager@example.com", ["Integration Manager"]))
+		self.assertTrue(frappe.has_permission("Sync Log", "read", log.name))
+		frappe.set_user(make_user("ih-plain-user@example.com", ["Accounts User"]))
+		self.assertFalse(frappe.has_permission("Sync Log", "read", log.name))
+
+	def test_clearing_old_logs_keeps_waiting_rows(self):
+		old = add_days(now_datetime(), -40)
+		done = sync_log(self.connector, "Success").insert(ignore_permissions=True)
+		waiting = sync_log(self.connector, "Failed").insert(ignore_permissions=True)
+		for name in (done.name, waiting.name):
+			frappe.db.set_value("Sync Log", name, "modified", old, update_modified=False)
+		SyncLog.clear_old_logs(days=30)
+		self.assertFalse(frappe.db.exists("Sync Log", done.name))
+		self.assertTrue(frappe.db.exists("Sync Log", waiting.name))

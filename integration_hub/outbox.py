@@ -1,0 +1,177 @@
+"""The outbox worker: claims due Sync Log rows, delivers them, and records every outcome.
+
+A row is claimed with ``FOR UPDATE SKIP LOCKED`` and marked Running with a lease, in a short
+transaction of its own, so any number of workers can drain the same queue without sending a row
+twice. A row is only claimable when no earlier row of the same document and mapping is still open,
+which keeps the rows of one document in order. A failed attempt never sleeps: the row gets its next
+attempt time and the worker moves on. A worker that dies mid-send leaves a Running row whose lease
+expires; the sweep makes it due again and it is resent with the same idempotency key.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import frappe
+from frappe.utils import add_to_date, now_datetime
+
+from integration_hub.connectors import get_connector, record_circuit_outcome
+from integration_hub.delivery import deliver_rows
+from integration_hub.dispatch import enqueue_delivery
+
+LEASE_SECONDS = 300
+CLAIM_LIMIT = 50
+JOB_TIME_BUDGET = 240
+OPEN_STATUSES = ("Queued", "Failed", "Running")
+COALESCED_EVENTS = ("on_update", "on_update_after_submit")
+
+
+def deliver(connector: str | None = None, time_budget: float = JOB_TIME_BUDGET) -> int:
+	"""Deliver due rows (of one connector, or all) until none are due or the time budget is spent."""
+	deadline = time.monotonic() + time_budget
+	delivered = 0
+	while time.monotonic() < deadline:
+		supersede_stale_rows(connector)
+		rows = claim_due_rows(connector)
+		if not rows:
+			break
+		for group in group_for_delivery(rows):
+			deliver_rows(group)
+			delivered += len(group)
+	return delivered
+
+
+def supersede_stale_rows(connector: str | None = None) -> int:
+	"""Skip update rows that a newer row of the same document and mapping will replace.
+
+	Payloads are built from the document at delivery time, so the newest row carries the newest
+	state; sending the older rows first could only let an older version reach the remote last.
+	"""
+	conditions = "and old.connector = %(connector)s" if connector else ""
+	frappe.db.sql(
+		f"""
+		update `tabSync Log` old
+		join `tabSync Log` newer
+			on newer.mapping = old.mapping
+			and newer.reference_doctype = old.reference_doctype
+			and newer.reference_name = old.reference_name
+			and newer.event = old.event
+			and newer.status = 'Queued'
+			and (newer.creation > old.creation or (newer.creation = old.creation and newer.name > old.name))
+		set old.status = 'Skipped', old.error = concat('Superseded by the newer change ', newer.name),
+			old.modified = now(6)
+		where old.direction = 'Outbound' and old.status in ('Queued', 'Failed')
+			and old.event in %(events)s {conditions}
+		""",
+		{"connector": connector, "events": COALESCED_EVENTS},
+	)
+	count = frappe.db._cursor.rowcount if frappe.db._cursor else 0
+	frappe.db.commit()
+	return count
+
+
+def claim_due_rows(connector: str | None = None, limit: int = CLAIM_LIMIT) -> list[frappe._dict]:
+	"""Lock, mark Running and return the oldest due rows no other worker holds."""
+	now = now_datetime()
+	connector_condition = "and log.connector = %(connector)s" if connector else ""
+	names = frappe.db.sql_list(
+		f"""
+		select log.name from `tabSync Log` log
+		where log.direction = 'Outbound'
+			and log.status in ('Queued', 'Failed')
+			and log.next_attempt_at <= %(now)s
+			{connector_condition}
+			and log.connector not in (
+				select c.name from `tabConnector` c where c.enabled = 0 or c.paused_until > %(now)s
+			)
+			and not exists (
+				select 1 from `tabSync Log` earlier
+				where earlier.mapping = log.mapping
+					and earlier.reference_doctype = log.reference_doctype
+					and earlier.reference_name = log.reference_name
+					and earlier.status in %(open_statuses)s
+					and (earlier.creation < log.creation
+						or (earlier.creation = log.creation and earlier.name < log.name))
+			)
+		order by log.creation, log.name
+		limit %(limit)s
+		for update skip locked
+		""",
+		{"connector": connector, "now": now, "limit": limit, "open_statuses": OPEN_STATUSES},
+	)
+	if not names:
+		frappe.db.commit()
+		return []
+	frappe.db.sql(
+		"""
+		update `tabSync Log`
+		set status = 'Running', attempts = attempts + 1, lease_expires_at = %(lease)s, modified = %(now)s
+		where name in %(names)s
+		""",
+		{"names": names, "lease": now + timedelta(seconds=LEASE_SECONDS), "now": now},
+	)
+	frappe.db.commit()
+	return frappe.get_all(
+		"Sync Log",
+		filters={"name": ("in", names)},
+		fields=["*"],
+		order_by="creation asc, name asc",
+	)
+
+
+def group_for_delivery(rows: list[frappe._dict]) -> list[list[frappe._dict]]:
+	"""One group per row, except that rows of a batching mapping and event travel together."""
+	groups: list[list[frappe._dict]] = []
+	batches: dict[tuple[str, str], list[frappe._dict]] = {}
+	for row in rows:
+		batch_size = frappe.get_cached_value("Mapping", row.mapping, "batch_size") or 1
+		if batch_size <= 1:
+			groups.append([row])
+			continue
+		key = (row.mapping, row.event)
+		batch = batches.get(key)
+		if batch is None or len(batch) >= batch_size:
+			batch = batches[key] = []
+			groups.append(batch)
+		batch.append(row)
+	return groups
+
+
+def sweep() -> None:
+	"""Every minute: recover rows of dead workers, then make sure every connector with due rows has a job."""
+	release_expired_leases()
+	now = now_datetime()
+	connectors = frappe.db.sql_list(
+		"""
+		select distinct connector from `tabSync Log`
+		where direction = 'Outbound' and status in ('Queued', 'Failed') and next_attempt_at <= %(now)s
+		""",
+		{"now": now},
+	)
+	for connector in connectors:
+		enqueue_delivery(connector)
+
+
+def release_expired_leases() -> int:
+	now = now_datetime()
+	names = frappe.db.sql_list(
+		"""
+		select name from `tabSync Log`
+		where status = 'Running' and lease_expires_at < %(now)s
+		for update skip locked
+		""",
+		{"now": now},
+	)
+	if names:
+		frappe.db.sql(
+			"""
+			update `tabSync Log`
+			set status = 'Failed', next_attempt_at = %(now)s, modified = %(now)s,
+				error = 'The worker stopped before recording the outcome; the row will be sent again with the same idempotency key'
+			where name in %(names)s
+			""",
+			{"names": names, "now": now},
+		)
+	frappe.db.commit()
+	return len(names)

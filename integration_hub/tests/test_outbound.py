@@ -1,0 +1,344 @@
+"""Outbound sync end to end: real ERPNext documents, the real outbox and worker, a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+from frappe.utils import get_datetime, now_datetime
+from frappe.utils.background_jobs import create_job_id, get_job
+
+from integration_hub.api.sync_log import retry
+from integration_hub.mappings import clear_outbound_index
+from integration_hub.outbox import deliver, release_expired_leases
+from integration_hub.tests.utils import (
+	RecordingServer,
+	default_company,
+	free_port,
+	make_connector,
+	make_item,
+	make_mapping_from_template,
+	make_rows_due,
+	make_sales_invoice,
+	make_warehouse,
+	run_worker_process,
+	sync_logs_for,
+)
+
+
+def accounting_responder(request):
+	if request.method == "POST" and request.path == "/invoices":
+		return 201, {}, {"id": "ACC-" + request.json()["invoice_number"]}
+	if request.path.endswith("/void"):
+		return 200, {}, {"voided": True}
+	return 404, {}, {"error": "no such endpoint"}
+
+
+class OutboundTestCase(FrappeTestCase):
+	"""Each test commits (the outbox only acts after commit), so each cleans up what it made."""
+
+	connector_name = "IH Outbound"
+
+	def setUp(self):
+		frappe.db.commit()
+		self.servers: list[RecordingServer] = []
+
+	def tearDown(self):
+		for server in self.servers:
+			server.stop()
+		frappe.db.rollback()
+		for mapping in frappe.get_all(
+			"Mapping", filters={"connector": ("like", "IH Outbound%")}, pluck="name"
+		):
+			frappe.db.set_value("Mapping", mapping, "enabled", 0)
+		frappe.db.commit()
+		clear_outbound_index()
+
+	def start_server(self, responder=accounting_responder, port: int = 0) -> RecordingServer:
+		server = RecordingServer(responder=responder, port=port)
+		self.servers.append(server)
+		return server
+
+	def setup_invoice_sync(self, url: str, suffix: str, **connector_values) -> tuple[str, str]:
+		connector = make_connector(f"{self.connector_name} {suffix}", url, **connector_values)
+		mapping = make_mapping_from_template("sales_invoice_to_accounting", connector)
+		frappe.db.commit()
+		return connector, mapping
+
+	def submit_invoice(self, **kwargs):
+		invoice = make_sales_invoice(**kwargs)
+		frappe.db.commit()
+		return invoice
+
+	def log_for(self, invoice, event="on_submit"):
+		rows = [row for row in sync_logs_for("Sales Invoice", invoice.name) if row.event == event]
+		self.assertEqual(len(rows), 1, rows)
+		return rows[0]
+
+
+class TestOutboundInvoice(OutboundTestCase):
+	def test_submit_sends_one_mapped_request_and_cancel_voids_it(self):
+		server = self.start_server()
+		connector, _mapping = self.setup_invoice_sync(server.url, "Invoice")
+		invoice = self.submit_invoice(
+			items=(("IH-TEST-ITEM", 2, 50.0), ("IH-TEST-ITEM-2", 1, 25.5)), tax_rate=10
+		)
+
+		job = get_job(create_job_id(f"integration_hub:deliver:{connector}"))
+		self.assertIsNotNone(job, "delivery was not enqueued after commit")
+		self.assertEqual(self.log_for(invoice).status, "Queued")
+
+		deliver(connector)
+
+		self.assertEqual(len(server.requests), 1)
+		request = server.requests[0]
+		body = request.json()
+		self.assertEqual((request.method, request.path), ("POST", "/invoices"))
+		self.assertEqual(body["invoice_number"], invoice.name)
+		self.assertEqual(
+			[(line["sku"], line["quantity"], line["unit_price"]) for line in body["lines"]],
+			[("IH-TEST-ITEM", 2.0, 50.0), ("IH-TEST-ITEM-2", 1.0, 25.5)],
+		)
+		self.assertEqual(body["tax_lines"][0]["amount"], 12.55)
+		self.assertEqual(body["totals"]["grand"], invoice.grand_total)
+		self.assertEqual(body["totals"]["grand_minor"], round(invoice.grand_total * 100))
+		log = self.log_for(invoice)
+		self.assertEqual(request.headers["Idempotency-Key"], log.idempotency_key)
+		self.assertEqual(
+			(log.status, log.external_id, log.http_status), ("Success", f"ACC-{invoice.name}", 201)
+		)
+
+		invoice.reload()
+		invoice.cancel()
+		frappe.db.commit()
+		deliver(connector)
+
+		self.assertEqual(len(server.requests), 2)
+		void = server.requests[1]
+		self.assertEqual((void.method, void.path), ("POST", f"/invoices/ACC-{invoice.name}/void"))
+		self.assertEqual(self.log_for(invoice, "on_cancel").status, "Success")
+
+	def test_remote_down_at_submit_then_delivered_once(self):
+		port = free_port()
+		connector, _mapping = self.setup_invoice_sync(f"http://127.0.0.1:{port}", "Down")
+		invoice = self.submit_invoice()
+		self.assertEqual(invoice.docstatus, 1)
+
+		deliver(connector)
+		log = self.log_for(invoice)
+		self.assertEqual((log.status, log.attempts), ("Failed", 1))
+		self.assertGreater(get_datetime(log.next_attempt_at), now_datetime())
+
+		server = self.start_server(port=port)
+		deliver(connector)
+		self.assertEqual(len(server.requests), 0, "a row was sent before its next attempt time")
+		make_rows_due(connector)
+		deliver(connector)
+		deliver(connector)
+		self.assertEqual(len(server.requests), 1)
+		self.assertEqual(self.log_for(invoice).status, "Success")
+
+	def test_rolled_back_submit_leaves_no_row_and_sends_nothing(self):
+		server = self.start_server()
+		connector, _mapping = self.setup_invoice_sync(server.url, "Rollback")
+		invoice = make_sales_invoice()
+		self.assertEqual(len(sync_logs_for("Sales Invoice", invoice.name)), 1)
+		frappe.db.rollback()
+		self.assertEqual(sync_logs_for("Sales Invoice", invoice.name), [])
+		self.assertFalse(frappe.db.exists("Sales Invoice", invoice.name))
+		deliver(connector)
+		self.assertEqual(server.requests, [])
+
+	def test_retry_after_is_honoured(self):
+		server = self.start_server(lambda request: (429, {"Retry-After": "120"}, {"error": "slow down"}))
+		connector, _mapping = self.setup_invoice_sync(server.url, "429")
+		invoice = self.submit_invoice()
+		before = now_datetime()
+		deliver(connector)
+		log = self.log_for(invoice)
+		self.assertEqual(log.status, "Failed")
+		wait = (get_datetime(log.next_attempt_at) - before).total_seconds()
+		self.assertGreaterEqual(wait, 118)
+		self.assertLessEqual(wait, 125)
+
+	def test_server_errors_retried_with_backoff_then_dead(self):
+		server = self.start_server(lambda request: (503, {}, {"error": "maintenance window"}))
+		connector, _mapping = self.setup_invoice_sync(
+			server.url, "503", max_attempts=3, circuit_failure_threshold=10
+		)
+		invoice = self.submit_invoice()
+		waits = []
+		for attempt in range(1, 4):
+			started = now_datetime()
+			deliver(connector)
+			log = self.log_for(invoice)
+			self.assertEqual(log.attempts, attempt)
+			if attempt < 3:
+				self.assertEqual(log.status, "Failed")
+				waits.append((get_datetime(log.next_attempt_at) - started).total_seconds())
+				make_rows_due(connector)
+		self.assertEqual(len(server.requests), 3)
+		self.assertEqual(log.status, "Dead")
+		self.assertIn("3 attempts", log.error)
+		self.assertIn("maintenance window", log.error)
+		for attempt, wait in enumerate(waits, start=1):
+			self.assertLessEqual(wait, min(5, 1 * 2 ** (attempt - 1)) + 1)
+		self.assertEqual(len({r.headers["Idempotency-Key"] for r in server.requests}), 1)
+
+	def test_client_error_is_dead_at_once_and_retry_from_desk_sends_again(self):
+		answers = {"status": 400}
+
+		def responder(request):
+			if answers["status"] == 400:
+				return 400, {}, {"error": "customer IH Test Customer is unknown here"}
+			return accounting_responder(request)
+
+		server = self.start_server(responder)
+		connector, _mapping = self.setup_invoice_sync(server.url, "400")
+		invoice = self.submit_invoice()
+		deliver(connector)
+		log = self.log_for(invoice)
+		self.assertEqual((log.status, log.attempts, log.http_status), ("Dead", 1, 400))
+		self.assertIn("customer IH Test Customer is unknown here", log.error)
+
+		answers["status"] = 201
+		retry([log.name])
+		frappe.db.commit()
+		self.assertEqual(self.log_for(invoice).status, "Queued")
+		deliver(connector)
+		self.assertEqual(len(server.requests), 2)
+		self.assertEqual(self.log_for(invoice).status, "Success")
+		self.assertEqual(
+			server.requests[0].headers["Idempotency-Key"], server.requests[1].headers["Idempotency-Key"]
+		)
+
+
+class TestOutboundWorkers(OutboundTestCase):
+	def test_worker_killed_between_sending_and_recording(self):
+		release = threading.Event()
+		first = threading.Event()
+
+		def hold_first_request(request):
+			if not first.is_set():
+				first.set()
+				release.wait(60)
+			return accounting_responder(request)
+
+		server = self.start_server(hold_first_request)
+		connector, _mapping = self.setup_invoice_sync(server.url, "Crash")
+		invoice = self.submit_invoice()
+
+		worker = run_worker_process(connector)
+		self.assertTrue(first.wait(60), "the worker process never sent the request")
+		os.kill(worker.pid, signal.SIGKILL)
+		worker.wait(30)
+		release.set()
+		frappe.db.rollback()
+		log = self.log_for(invoice)
+		self.assertEqual(log.status, "Running")
+
+		frappe.db.set_value("Sync Log", log.name, "lease_expires_at", "2000-01-01 00:00:00")
+		frappe.db.commit()
+		self.assertEqual(release_expired_leases(), 1)
+		deliver(connector)
+
+		keys = [request.headers["Idempotency-Key"] for request in server.requests]
+		self.assertEqual(keys, [log.idempotency_key, log.idempotency_key])
+		self.assertEqual(self.log_for(invoice).status, "Success")
+
+	def test_two_workers_never_send_a_row_twice(self):
+		def slow(request):
+			time.sleep(0.02)
+			return accounting_responder(request)
+
+		server = self.start_server(slow)
+		connector, _mapping = self.setup_invoice_sync(server.url, "Workers")
+		invoices = [make_sales_invoice() for _ in range(24)]
+		frappe.db.commit()
+
+		workers = [run_worker_process(connector) for _ in range(2)]
+		outputs = [worker.communicate(timeout=300) for worker in workers]
+		for worker, (_out, err) in zip(workers, outputs, strict=True):
+			self.assertEqual(worker.returncode, 0, err)
+		sent_by_worker = [int(out.strip().splitlines()[-1]) for out, _err in outputs]
+
+		keys = Counter(request.headers["Idempotency-Key"] for request in server.requests)
+		self.assertEqual(len(keys), len(invoices))
+		self.assertEqual(max(keys.values()), 1, keys.most_common(3))
+		self.assertEqual(sum(sent_by_worker), len(invoices))
+		statuses = {self.log_for(invoice).status for invoice in invoices}
+		self.assertEqual(statuses, {"Success"})
+
+
+class TestOutboundStock(OutboundTestCase):
+	def test_stock_entry_becomes_one_batched_inventory_update(self):
+		server = self.start_server(lambda request: (200, {}, {"accepted": True}))
+		connector = make_connector(f"{self.connector_name} Stock", server.url)
+		make_mapping_from_template("stock_levels_to_storefront", connector)
+		company = default_company()
+		source = make_warehouse("IH Source", company)
+		target = make_warehouse("IH Target", company)
+		items = [make_item("IH-STOCK-A", is_stock_item=1), make_item("IH-STOCK-B", is_stock_item=1)]
+		receipt = frappe.get_doc(
+			{
+				"doctype": "Stock Entry",
+				"stock_entry_type": "Material Receipt",
+				"company": company,
+				"items": [
+					{"item_code": item, "qty": 10, "t_warehouse": source, "basic_rate": 5} for item in items
+				],
+			}
+		)
+		receipt.insert(ignore_permissions=True)
+		receipt.submit()
+		frappe.db.commit()
+		deliver(connector)
+		server.requests.clear()
+		before = {
+			(item, warehouse): frappe.db.get_value(
+				"Bin", {"item_code": item, "warehouse": warehouse}, "actual_qty"
+			)
+			or 0
+			for item in items
+			for warehouse in (source, target)
+		}
+
+		transfer = frappe.get_doc(
+			{
+				"doctype": "Stock Entry",
+				"stock_entry_type": "Material Transfer",
+				"company": company,
+				"items": [
+					{"item_code": items[0], "qty": 3, "s_warehouse": source, "t_warehouse": target},
+					{"item_code": items[1], "qty": 4, "s_warehouse": source, "t_warehouse": target},
+				],
+			}
+		)
+		transfer.insert(ignore_permissions=True)
+		transfer.submit()
+		frappe.db.commit()
+		deliver(connector)
+
+		self.assertEqual(len(server.requests), 1, [r.path for r in server.requests])
+		request = server.requests[0]
+		self.assertEqual(request.path, "/inventory/batch")
+		sent = {(row["sku"], row["location"]): row["quantity"] for row in request.json()["items"]}
+		expected = {
+			(item, warehouse): frappe.db.get_value(
+				"Bin", {"item_code": item, "warehouse": warehouse}, "actual_qty"
+			)
+			for item in items
+			for warehouse in (source, target)
+		}
+		self.assertEqual(sent, expected)
+		moved = {items[0]: 3, items[1]: 4}
+		for item, qty in moved.items():
+			self.assertEqual(sent[(item, source)], before[(item, source)] - qty)
+			self.assertEqual(sent[(item, target)], before[(item, target)] + qty)
+		self.assertEqual(len(request.json()["items"]), 4)
