@@ -27,6 +27,7 @@ from integration_hub.engine.policy import next_retry_delay
 from integration_hub.mappings import compile_mapping_doc
 
 RESPONSE_EXCERPT = 2000
+INTEGER_FIELDS = frozenset({"http_status", "duration_ms"})
 
 
 class SkipRow(Exception):
@@ -282,6 +283,8 @@ def finish(row, status: str, **values) -> None:
 	"""Record a row's outcome and commit it at once, so a crash after this line loses nothing."""
 	update = {"status": status, "lease_expires_at": None}
 	for key, value in values.items():
+		if key in INTEGER_FIELDS:
+			value = value or 0
 		if key == "request" and value is not None:
 			value = json.dumps(value, indent=1, default=str)
 		update[key] = value

@@ -16,7 +16,7 @@ from frappe.utils import now_datetime
 from redis.exceptions import RedisError
 
 from integration_hub.engine.mapping import render_template
-from integration_hub.mappings import compile_mapping_doc, get_outbound_index
+from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, get_outbound_index
 
 DELIVERY_JOB = "integration_hub.outbox.deliver"
 SNAPSHOT_EVENTS = frozenset({"on_trash"})
@@ -33,7 +33,11 @@ def on_document_event(doc, method: str) -> None:
 
 def queue_outbound(mapping_name: str, doc, event: str) -> str | None:
 	"""Write the outbox row for one mapping and one document event; returns the Sync Log name."""
-	mapping = frappe.get_cached_doc("Mapping", mapping_name)
+	try:
+		mapping = frappe.get_cached_doc("Mapping", mapping_name)
+	except frappe.DoesNotExistError:
+		clear_outbound_index()
+		return None
 	_, condition = compile_mapping_doc(mapping)
 	document = None
 	if mapping.condition or mapping.idempotency_key_template or event in SNAPSHOT_EVENTS:
@@ -86,7 +90,9 @@ def idempotency_key(mapping, log, document: dict | None, event: str) -> str:
 
 def schedule_delivery(connector: str) -> None:
 	"""Enqueue one delivery job per connector once the current transaction commits."""
-	pending = frappe.local.__dict__.setdefault("integration_hub_pending_connectors", set())
+	pending = getattr(frappe.local, "integration_hub_pending_connectors", None)
+	if pending is None:
+		pending = frappe.local.integration_hub_pending_connectors = set()
 	if not pending:
 		frappe.db.after_commit.add(enqueue_pending_deliveries)
 		frappe.db.after_rollback.add(pending.clear)
@@ -94,7 +100,7 @@ def schedule_delivery(connector: str) -> None:
 
 
 def enqueue_pending_deliveries() -> None:
-	pending = frappe.local.__dict__.get("integration_hub_pending_connectors") or set()
+	pending = getattr(frappe.local, "integration_hub_pending_connectors", None) or set()
 	connectors = sorted(pending)
 	pending.clear()
 	for connector in connectors:

@@ -60,11 +60,11 @@ def supersede_stale_rows(connector: str | None = None) -> int:
 			and newer.status = 'Queued'
 			and (newer.creation > old.creation or (newer.creation = old.creation and newer.name > old.name))
 		set old.status = 'Skipped', old.error = concat('Superseded by the newer change ', newer.name),
-			old.modified = now(6)
+			old.modified = %(now)s
 		where old.direction = 'Outbound' and old.status in ('Queued', 'Failed')
 			and old.event in %(events)s {conditions}
 		""",
-		{"connector": connector, "events": COALESCED_EVENTS},
+		{"connector": connector, "events": COALESCED_EVENTS, "now": now_datetime()},
 	)
 	count = frappe.db._cursor.rowcount if frappe.db._cursor else 0
 	frappe.db.commit()

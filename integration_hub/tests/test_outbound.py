@@ -12,7 +12,7 @@ from collections import Counter
 import frappe
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import get_datetime, now_datetime
-from frappe.utils.background_jobs import create_job_id, get_job
+from frappe.utils.background_jobs import get_job
 
 from integration_hub.api.sync_log import retry
 from integration_hub.mappings import clear_outbound_index
@@ -90,7 +90,7 @@ class TestOutboundInvoice(OutboundTestCase):
 			items=(("IH-TEST-ITEM", 2, 50.0), ("IH-TEST-ITEM-2", 1, 25.5)), tax_rate=10
 		)
 
-		job = get_job(create_job_id(f"integration_hub:deliver:{connector}"))
+		job = get_job(f"integration_hub:deliver:{connector}")
 		self.assertIsNotNone(job, "delivery was not enqueued after commit")
 		self.assertEqual(self.log_for(invoice).status, "Queued")
 
@@ -157,7 +157,7 @@ class TestOutboundInvoice(OutboundTestCase):
 
 	def test_retry_after_is_honoured(self):
 		server = self.start_server(lambda request: (429, {"Retry-After": "120"}, {"error": "slow down"}))
-		connector, _mapping = self.setup_invoice_sync(server.url, "429")
+		connector, _mapping = self.setup_invoice_sync(server.url, "429", backoff_max_seconds=300)
 		invoice = self.submit_invoice()
 		before = now_datetime()
 		deliver(connector)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import frappe
-from frappe.utils import add_days, nowdate
+from frappe.utils import add_days, add_to_date, now_datetime, nowdate
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -191,6 +191,11 @@ def make_sales_invoice(items=(("IH-TEST-ITEM", 2, 50.0),), tax_rate: float = 10.
 
 
 def make_connector(name: str, base_url: str, **values) -> str:
+	"""A fresh REST connector aimed at ``base_url``; rows and bindings of an earlier one of that name go too."""
+	frappe.db.delete("Sync Log", {"connector": name})
+	frappe.db.delete("Integration Binding", {"connector": name})
+	for mapping in frappe.get_all("Mapping", filters={"connector": name}, pluck="name"):
+		frappe.delete_doc("Mapping", mapping, force=True, ignore_permissions=True)
 	if frappe.db.exists("Connector", name):
 		frappe.delete_doc("Connector", name, force=True, ignore_permissions=True)
 	doc = frappe.get_doc(
@@ -233,9 +238,9 @@ def sync_logs_for(reference_doctype: str, reference_name: str) -> list[frappe._d
 def make_rows_due(connector: str) -> None:
 	"""Bring every waiting row of a connector forward in time, as if its backoff had passed."""
 	frappe.db.sql(
-		"""update `tabSync Log` set next_attempt_at = now(6) - interval 1 second
+		"""update `tabSync Log` set next_attempt_at = %s
 		where connector = %s and status in ('Queued', 'Failed')""",
-		connector,
+		(add_to_date(now_datetime(), seconds=-1), connector),
 	)
 	frappe.db.commit()
 

@@ -2,6 +2,7 @@
 # See license.txt
 
 import json
+from contextlib import contextmanager
 
 import frappe
 from frappe.api.v1 import read_doc
@@ -15,6 +16,7 @@ SECRET = "s3cr3t-token-value-9f8e7d"
 
 
 def make_user(email: str, roles: list[str]) -> str:
+	"""Create (or reset) a user with exactly ``roles``; call it as Administrator."""
 	if not frappe.db.exists("User", email):
 		user = frappe.get_doc(
 			{"doctype": "User", "email": email, "first_name": email.split("@")[0], "send_welcome_email": 0}
@@ -23,7 +25,19 @@ def make_user(email: str, roles: list[str]) -> str:
 		user = frappe.get_doc("User", email)
 	user.set("roles", [])
 	user.add_roles(*roles)
+	frappe.db.commit()
 	return email
+
+
+@contextmanager
+def role_checks_enforced():
+	"""frappe.only_for() waves every role check through while tests run; enforce it as in production."""
+	in_test = frappe.flags.in_test
+	frappe.flags.in_test = False
+	try:
+		yield
+	finally:
+		frappe.flags.in_test = in_test
 
 
 class TestConnector(FrappeTestCase):
@@ -72,7 +86,7 @@ class TestConnector(FrappeTestCase):
 		)
 		frappe.db.commit()
 		frappe.set_user(make_user("ih-plain-user@example.com", ["Accounts User"]))
-		with self.assertRaises(frappe.PermissionError):
+		with self.assertRaises(frappe.PermissionError), role_checks_enforced():
 			frappe.client.get_password("Connector", name, "bearer_token")
 		with self.assertRaises(frappe.PermissionError):
 			read_doc("Connector", name)

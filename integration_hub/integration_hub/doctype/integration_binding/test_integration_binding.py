@@ -4,6 +4,7 @@
 import frappe
 from frappe.tests.utils import FrappeTestCase
 
+from integration_hub.mappings import clear_outbound_index
 from integration_hub.tests.utils import make_connector, make_customer
 
 
@@ -27,6 +28,12 @@ class TestIntegrationBinding(FrappeTestCase):
 		cls.connector = make_connector("IH Test Binding Conn", "https://api.example.com")
 		cls.customer_a = make_customer("IH Binding Customer A")
 		cls.customer_b = make_customer("IH Binding Customer B")
+		frappe.db.commit()
+
+	def tearDown(self):
+		frappe.set_user("Administrator")
+		frappe.db.rollback()
+		clear_outbound_index()
 
 	def test_created_through_orm(self):
 		doc = binding(self.connector, self.customer_a, "EXT-1").insert(ignore_permissions=True)

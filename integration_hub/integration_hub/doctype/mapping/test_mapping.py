@@ -7,7 +7,7 @@ import frappe
 from frappe.tests.utils import FrappeTestCase
 
 from integration_hub.api.mapping import TEMPLATE_DIR, preview
-from integration_hub.mappings import get_outbound_index
+from integration_hub.mappings import clear_outbound_index, get_outbound_index
 from integration_hub.tests.utils import make_connector, make_mapping_from_template, make_sales_invoice
 
 SECRET = "mapping-test-secret-4411"
@@ -48,6 +48,12 @@ class TestMapping(FrappeTestCase):
 		cls.connector = make_connector(
 			"IH Test Mapping Conn", "https://crm.example.com", auth_type="Bearer Token", bearer_token=SECRET
 		)
+		frappe.db.commit()
+
+	def tearDown(self):
+		frappe.set_user("Administrator")
+		frappe.db.rollback()
+		clear_outbound_index()
 
 	def test_outbound_and_inbound_created_through_orm(self):
 		out = frappe.get_doc(outbound_mapping("IH Test Out", self.connector)).insert()

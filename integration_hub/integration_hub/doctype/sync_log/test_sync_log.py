@@ -7,6 +7,7 @@ from frappe.utils import add_days, now_datetime
 
 from integration_hub.integration_hub.doctype.connector.test_connector import make_user
 from integration_hub.integration_hub.doctype.sync_log.sync_log import SyncLog
+from integration_hub.mappings import clear_outbound_index
 from integration_hub.tests.utils import make_connector
 
 
@@ -21,29 +22,35 @@ class TestSyncLog(FrappeTestCase):
 	def setUpClass(cls):
 		super().setUpClass()
 		cls.connector = make_connector("IH Test Log Conn", "https://api.example.com")
+		frappe.db.commit()
 
 	def tearDown(self):
 		frappe.set_user("Administrator")
+		frappe.db.rollback()
+		clear_outbound_index()
 
 	def test_created_by_the_system(self):
 		log = sync_log(self.connector).insert(ignore_permissions=True)
 		self.assertEqual(frappe.db.get_value("Sync Log", log.name, "status"), "Queued")
 
 	def test_people_cannot_create_sync_logs(self):
-		for email, roles in [
-			("ih-plain-user@example.com", ["Accounts User"]),
-			("ih-manager@example.com", ["Integration Manager"]),
-		]:
+		users = [
+			make_user("ih-plain-user@example.com", ["Accounts User"]),
+			make_user("ih-manager@example.com", ["Integration Manager"]),
+		]
+		for email in users:
 			with self.subTest(user=email):
-				frappe.set_user(make_user(email, roles))
+				frappe.set_user(email)
 				with self.assertRaises(frappe.PermissionError):
 					sync_log(self.connector).insert()
 
 	def test_readable_by_integration_manager_not_by_others(self):
 		log = sync_log(self.connector).insert(ignore_permissions=True)
-		frappe.set_user(make_user("ih-manager@example.com", ["Integration Manager"]))
+		manager = make_user("ih-manager@example.com", ["Integration Manager"])
+		plain = make_user("ih-plain-user@example.com", ["Accounts User"])
+		frappe.set_user(manager)
 		self.assertTrue(frappe.has_permission("Sync Log", "read", log.name))
-		frappe.set_user(make_user("ih-plain-user@example.com", ["Accounts User"]))
+		frappe.set_user(plain)
 		self.assertFalse(frappe.has_permission("Sync Log", "read", log.name))
 
 	def test_clearing_old_logs_keeps_waiting_rows(self):

@@ -1,0 +1,292 @@
+"""REST transport: pooled keep-alive sessions, SSRF guard, rate limit, auth and classified outcomes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json as jsonlib
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from integration_hub.engine.auth import AuthConfig, TokenCache, auth_header_names, build_auth
+from integration_hub.engine.errors import ConfigurationError, GoneError, PermanentError, RetryableError
+from integration_hub.engine.netguard import GuardedSession
+from integration_hub.engine.policy import Outcome, classify_status
+from integration_hub.engine.ratelimit import InProcessRateLimiter, RateLimiter
+from integration_hub.engine.redact import MASK, redact_headers, redact_mapping, redact_text
+
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+USER_AGENT = "IntegrationHub/1.0 (+ERPNext)"
+ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+QUERY_IN_TEXT = re.compile(r"\?[^\s'\")]*")
+
+
+@dataclass
+class RestConfig:
+	connector_key: str
+	base_url: str
+	auth: AuthConfig = field(default_factory=AuthConfig)
+	connect_timeout: float = 5.0
+	read_timeout: float = 30.0
+	verify_tls: bool = True
+	default_headers: dict[str, str] = field(default_factory=dict)
+	allow_private_network: bool = False
+	rate_limit_per_second: int = 0
+	pool_size: int = 10
+
+	def fingerprint(self) -> str:
+		"""Changes whenever a setting that shapes the session changes, so an edit gets a fresh session."""
+		material = {
+			"base_url": self.base_url,
+			"auth": dataclasses.asdict(self.auth),
+			"verify_tls": self.verify_tls,
+			"default_headers": self.default_headers,
+			"allow_private_network": self.allow_private_network,
+			"pool_size": self.pool_size,
+		}
+		return hashlib.sha256(jsonlib.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class RestResponse:
+	status_code: int
+	headers: dict[str, str]
+	body: bytes
+	elapsed_ms: float
+	outcome: Outcome
+	secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+	def json(self) -> Any:
+		"""The parsed JSON body, or None when the body is empty or not JSON."""
+		if not self.body:
+			return None
+		try:
+			return jsonlib.loads(self.body)
+		except ValueError:
+			return None
+
+	def text_excerpt(self, limit: int = 2000) -> str:
+		"""The start of the body as text, with the connector's secrets masked (for logs)."""
+		text = self.body[: limit * 4].decode("utf-8", errors="replace")
+		text = redact_text(text, self.secrets)
+		return text if len(text) <= limit else text[:limit] + "…"
+
+	def raise_for_outcome(self) -> RestResponse:
+		"""Return self on success; raise RetryableError / GoneError / PermanentError otherwise."""
+		kind = self.outcome.kind
+		if kind == "success":
+			return self
+		error_class = {"retry": RetryableError, "gone": GoneError}.get(kind, PermanentError)
+		raise error_class(
+			self.outcome.message,
+			status_code=self.status_code,
+			retry_after=self.outcome.retry_after,
+			response_excerpt=self.text_excerpt(500),
+		)
+
+
+SESSIONS: dict[str, tuple[str, GuardedSession]] = {}
+LIMITERS: dict[tuple[str, int], InProcessRateLimiter] = {}
+REGISTRY_LOCK = threading.Lock()
+
+
+def new_session(config: RestConfig) -> GuardedSession:
+	session = GuardedSession(config.allow_private_network)
+	adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(config.pool_size, 1), max_retries=0)
+	session.mount("http://", adapter)
+	session.mount("https://", adapter)
+	session.verify = config.verify_tls
+	session.headers["User-Agent"] = USER_AGENT
+	session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+	return session
+
+
+def session_for(config: RestConfig) -> GuardedSession:
+	"""The process-wide pooled session of this connector; a changed config replaces (and closes) the old one."""
+	fingerprint = config.fingerprint()
+	with REGISTRY_LOCK:
+		current = SESSIONS.get(config.connector_key)
+		if current and current[0] == fingerprint:
+			return current[1]
+		session = new_session(config)
+		SESSIONS[config.connector_key] = (fingerprint, session)
+	if current:
+		current[1].close()
+	return session
+
+
+def shared_rate_limiter(connector_key: str, rate: int) -> InProcessRateLimiter:
+	with REGISTRY_LOCK:
+		return LIMITERS.setdefault((connector_key, rate), InProcessRateLimiter(rate))
+
+
+def close_sessions() -> None:
+	"""Close every pooled session (tests, worker shutdown)."""
+	with REGISTRY_LOCK:
+		sessions = [session for _fingerprint, session in SESSIONS.values()]
+		SESSIONS.clear()
+	for session in sessions:
+		session.close()
+
+
+class RestClient:
+	"""Calls one connector's REST API. Cheap to create: the session, limiter and tokens are shared."""
+
+	def __init__(
+		self,
+		config: RestConfig,
+		rate_limiter: RateLimiter | None = None,
+		token_cache: TokenCache | None = None,
+	) -> None:
+		if not config.base_url:
+			raise ConfigurationError(f"Connector {config.connector_key!r} has no base URL")
+		self.config = config
+		self.session = session_for(config)
+		self.timeout = (config.connect_timeout, config.read_timeout)
+		self.auth = build_auth(config.auth, self.session, self.timeout, token_cache)
+		if rate_limiter is None and config.rate_limit_per_second > 0:
+			rate_limiter = shared_rate_limiter(config.connector_key, config.rate_limit_per_second)
+		self.rate_limiter = rate_limiter
+		self.secrets = tuple(config.auth.secrets())
+
+	def url_for(self, path_or_url: str) -> str:
+		"""``base_url`` joined with a path; absolute URLs are kept (and still checked by the guard)."""
+		if ABSOLUTE_URL.match(path_or_url):
+			return path_or_url
+		if not path_or_url:
+			return self.config.base_url
+		return self.config.base_url.rstrip("/") + "/" + path_or_url.lstrip("/")
+
+	def merged_headers(self, headers: dict[str, str] | None, idempotency_key: str | None) -> dict[str, str]:
+		merged = {"Accept": "application/json", **self.config.default_headers, **(headers or {})}
+		if idempotency_key:
+			merged["Idempotency-Key"] = idempotency_key
+		return merged
+
+	def request(
+		self,
+		method: str,
+		path_or_url: str,
+		*,
+		json: Any = None,
+		data: Any = None,
+		params: dict[str, Any] | None = None,
+		headers: dict[str, str] | None = None,
+		idempotency_key: str | None = None,
+	) -> RestResponse:
+		"""Send one request. HTTP statuses never raise: they come back classified in ``outcome``.
+
+		Raises BlockedAddressError / ConfigurationError for a refused URL, RetryableError for
+		timeouts and connection failures, PermanentError for an oversized body or a bad certificate.
+		"""
+		url = self.url_for(path_or_url)
+		if self.rate_limiter is not None:
+			self.rate_limiter.acquire(self.config.connector_key)
+		started = time.perf_counter()
+		try:
+			response = self.session.request(
+				method.upper(),
+				url,
+				json=json,
+				data=data,
+				params=params,
+				headers=self.merged_headers(headers, idempotency_key),
+				auth=self.auth,
+				timeout=self.timeout,
+				allow_redirects=False,
+				stream=True,
+			)
+			with response:
+				body = self.read_body(response, url)
+		except requests.RequestException as exc:
+			raise self.transport_error(exc, url) from None
+		elapsed_ms = (time.perf_counter() - started) * 1000
+		response_headers = dict(response.headers)
+		excerpt = redact_text(body[:4000].decode("utf-8", errors="replace"), self.secrets)
+		outcome = classify_status(response.status_code, response_headers, excerpt)
+		return RestResponse(response.status_code, response_headers, body, elapsed_ms, outcome, self.secrets)
+
+	def read_body(self, response: requests.Response, url: str) -> bytes:
+		chunks: list[bytes] = []
+		size = 0
+		for chunk in response.iter_content(65536):
+			size += len(chunk)
+			if size > MAX_RESPONSE_BYTES:
+				raise PermanentError(
+					f"Response from {host_of(url)} is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB",
+					status_code=response.status_code,
+				)
+			chunks.append(chunk)
+		return b"".join(chunks)
+
+	def transport_error(self, exc: requests.RequestException, url: str) -> Exception:
+		"""A clear, secret-free error for a failed exchange."""
+		host = host_of(url)
+		reason = QUERY_IN_TEXT.sub("?…", redact_text(str(exc), self.secrets))[:300]
+		connect, read = self.timeout
+		if isinstance(exc, requests.ConnectTimeout):
+			return RetryableError(f"Connecting to {host} timed out after {connect:g}s")
+		if isinstance(exc, requests.ReadTimeout) or "Read timed out" in reason:
+			return RetryableError(f"No response from {host} within {read:g}s (read timeout)")
+		if isinstance(exc, requests.exceptions.SSLError):
+			if "CERTIFICATE_VERIFY_FAILED" in reason:
+				return PermanentError(f"TLS certificate of {host} could not be verified: {reason}")
+			return RetryableError(f"TLS handshake with {host} failed: {reason}")
+		if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+			return ConfigurationError(f"Invalid URL for {host}: {reason}")
+		if isinstance(exc, requests.exceptions.InvalidHeader):
+			return ConfigurationError(f"Invalid header for {host}: {reason}")
+		if isinstance(
+			exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+		):
+			return RetryableError(f"Response from {host} was cut off or garbled: {reason}")
+		return RetryableError(f"Could not reach {host}: {reason}")
+
+	def prepare_preview(
+		self,
+		method: str,
+		path: str,
+		json: Any = None,
+		headers: dict[str, str] | None = None,
+		idempotency_key: str | None = None,
+	) -> dict[str, Any]:
+		"""The request as it would be sent, with credentials masked; makes no network call."""
+		request = requests.Request(
+			method.upper(),
+			self.url_for(path),
+			json=json,
+			headers=self.merged_headers(headers, idempotency_key),
+		).prepare()
+		if self.auth is not None and self.config.auth.kind != "oauth2_client_credentials":
+			request = self.auth(request)
+		shown_headers = dict(request.headers)
+		for name in auth_header_names(self.config.auth):
+			shown_headers[name] = MASK
+		body = None
+		if json is not None:
+			body = jsonlib.dumps(redact_mapping(json, self.secrets))
+		return {
+			"method": request.method,
+			"url": redact_text(request.url or "", self.secrets),
+			"headers": redact_headers(shown_headers, auth_header_names(self.config.auth)),
+			"body": body,
+		}
+
+	def health_check(self, method: str = "GET", path: str = "/") -> RestResponse:
+		return self.request(method, path)
+
+
+def host_of(url: str) -> str:
+	try:
+		parts = urlsplit(url)
+		return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+	except ValueError:
+		return "(invalid URL)"

@@ -1,0 +1,320 @@
+"""SOAP transport on zeep, hardened: no DTDs, entities or external references, SSRF-checked URLs, timeouts.
+
+A WSDL is loaded from a local file (preferred: bundled or attached) or an http(s) URL. Documents it
+imports are read only when the WSDL is a local file and they sit in the same folder; nothing else it
+references is ever fetched or opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import zeep
+import zeep.exceptions
+from lxml import etree
+from zeep.helpers import serialize_object
+from zeep.transports import Transport
+from zeep.wsse.username import UsernameToken
+
+from integration_hub.engine.errors import (
+	ConfigurationError,
+	IntegrationError,
+	MappingError,
+	PermanentError,
+	RetryableError,
+	SoapFaultError,
+)
+from integration_hub.engine.netguard import GuardedSession
+from integration_hub.engine.redact import redact_text, redact_wsse
+
+IMPORTABLE_EXTENSIONS = (".xsd", ".wsdl", ".xml")
+RETRYABLE_HTTP = frozenset({408, 425, 429})
+DOCTYPE = re.compile(rb"<!DOCTYPE\s*([\w:.-]*)")
+
+
+@dataclass
+class SoapConfig:
+	connector_key: str
+	wsdl: str
+	"""Local file path (or file:// URL) or an http(s) URL."""
+	service_name: str = ""
+	port_name: str = ""
+	endpoint_override: str = ""
+	connect_timeout: float = 5.0
+	operation_timeout: float = 30.0
+	verify_tls: bool = True
+	ws_security: bool = False
+	username: str = ""
+	password: str = field(default="", repr=False)
+	allow_private_network: bool = False
+
+	@property
+	def is_remote(self) -> bool:
+		return self.wsdl.lower().startswith(("http://", "https://"))
+
+	def local_path(self) -> str:
+		return os.path.abspath(os.path.expanduser(self.wsdl.removeprefix("file://")))
+
+	def fingerprint(self) -> str:
+		"""Changes with any setting, and with the WSDL file itself when it is local."""
+		material: dict[str, Any] = {
+			name: getattr(self, name) for name in self.__dataclass_fields__ if name != "connector_key"
+		}
+		if not self.is_remote:
+			try:
+				stat = os.stat(self.local_path())
+				material["file"] = [stat.st_mtime_ns, stat.st_size]
+			except OSError:
+				material["file"] = None
+		return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class GuardedTransport(Transport):
+	"""Loads the WSDL itself and nothing else but same-folder imports of a local WSDL."""
+
+	def __init__(self, config: SoapConfig, session: GuardedSession) -> None:
+		timeouts = (config.connect_timeout, config.operation_timeout)
+		super().__init__(session=session, timeout=timeouts, operation_timeout=timeouts)
+		self.config = config
+		self.root = config.wsdl if config.is_remote else config.local_path()
+		self.folder = None if config.is_remote else os.path.dirname(os.path.realpath(self.root))
+
+		self.local = threading.local()
+
+	def load(self, url: str) -> bytes:
+		"""The bytes of the WSDL or of a document it imports, refused before parsing if they carry a DTD."""
+		return refuse_doctype(self.read(url), url)
+
+	def read(self, url: str) -> bytes:
+		if url == self.root:
+			return self.fetch_root() if self.config.is_remote else read_file(self.root)
+		if self.folder is not None and not url.lower().startswith(("http://", "https://")):
+			path = os.path.realpath(url.removeprefix("file://"))
+			inside = os.path.dirname(path) == self.folder or path.startswith(self.folder + os.sep)
+			if inside and path.lower().endswith(IMPORTABLE_EXTENSIONS):
+				return read_file(path)
+		raise ConfigurationError(
+			f"WSDL refused: it references {url!r}; only documents in the WSDL's own folder may be imported"
+		)
+
+	def post(self, address, message, headers):
+		"""Remember this thread's last reply, so an HTTP error without a SOAP fault can be told apart."""
+		self.local.last_reply = None
+		response = super().post(address, message, headers)
+		self.local.last_reply = (response.status_code, response.content[:500])
+		return response
+
+	def last_reply(self) -> tuple[int, bytes] | None:
+		"""Status and start of the body of this thread's last SOAP reply."""
+		return getattr(self.local, "last_reply", None)
+
+	def fetch_root(self) -> bytes:
+		response = self.session.get(self.root, timeout=self.load_timeout, allow_redirects=False)
+		with response:
+			if response.status_code != 200:
+				raise ConfigurationError(f"WSDL {self.root} could not be loaded: HTTP {response.status_code}")
+			return response.content
+
+
+def refuse_doctype(content: bytes, where: str) -> bytes:
+	"""Refuse a document with a DOCTYPE before any parser sees it (entity expansion, external entities)."""
+	match = DOCTYPE.search(content)
+	if match is None:
+		return content
+	name = match.group(1).decode("ascii", errors="replace")
+	entities = " with entity declarations" if b"<!ENTITY" in content else ""
+	raise ConfigurationError(
+		f"WSDL refused: it declares a DTD{entities} (<!DOCTYPE {name}>) in {where}; DTDs, entities and "
+		"external references are not allowed"
+	)
+
+
+def read_file(path: str) -> bytes:
+	try:
+		with open(path, "rb") as handle:
+			return handle.read()
+	except OSError as exc:
+		raise ConfigurationError(f"WSDL file {path} could not be read: {exc.strerror}") from None
+
+
+def wsdl_refusal(exc: Exception, where: str) -> ConfigurationError:
+	"""A clear, content-free message for a WSDL zeep refused or could not parse."""
+	if isinstance(exc, zeep.exceptions.DTDForbidden):
+		return ConfigurationError(
+			f"WSDL refused: it declares a DTD (<!DOCTYPE {exc.name}>); DTDs, entities and external "
+			f"references are not allowed ({where})"
+		)
+	if isinstance(exc, zeep.exceptions.EntitiesForbidden):
+		return ConfigurationError(f"WSDL refused: it declares the XML entity {exc.name!r} ({where})")
+	if isinstance(exc, zeep.exceptions.ExternalReferenceForbidden):
+		return ConfigurationError(f"WSDL refused: it references the external resource {exc.url!r} ({where})")
+	message = getattr(exc, "message", "") or str(exc)
+	return ConfigurationError(f"WSDL {where} could not be loaded: {type(exc).__name__}: {message[:300]}")
+
+
+@dataclass
+class BuiltClient:
+	client: zeep.Client
+	service: Any
+	fingerprint: str
+
+
+CLIENTS: dict[str, BuiltClient] = {}
+CLIENTS_LOCK = threading.Lock()
+
+
+class SoapClient:
+	"""Calls one connector's SOAP service; the parsed WSDL is cached per connector and config."""
+
+	def __init__(self, config: SoapConfig) -> None:
+		if not config.wsdl:
+			raise ConfigurationError(f"Connector {config.connector_key!r} has no WSDL")
+		self.config = config
+		self.secrets = [config.password] if config.password else []
+		built = self.cached_or_built()
+		self.client = built.client
+		self.service = built.service
+
+	def cached_or_built(self) -> BuiltClient:
+		fingerprint = self.config.fingerprint()
+		with CLIENTS_LOCK:
+			cached = CLIENTS.get(self.config.connector_key)
+			if cached and cached.fingerprint == fingerprint:
+				return cached
+		built = self.build(fingerprint)
+		with CLIENTS_LOCK:
+			CLIENTS[self.config.connector_key] = built
+		return built
+
+	def build(self, fingerprint: str) -> BuiltClient:
+		config = self.config
+		session = GuardedSession(config.allow_private_network)
+		session.verify = config.verify_tls
+		settings = zeep.Settings(
+			strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True
+		)
+		wsse = UsernameToken(config.username, config.password) if config.ws_security else None
+		transport = GuardedTransport(config, session)
+		where = config.wsdl
+		try:
+			client = zeep.Client(wsdl=transport.root, transport=transport, settings=settings, wsse=wsse)
+		except IntegrationError:
+			raise
+		except requests.Timeout:
+			raise RetryableError(
+				f"Loading WSDL {where} timed out after {config.operation_timeout:g}s"
+			) from None
+		except requests.RequestException as exc:
+			raise RetryableError(f"WSDL {where} could not be fetched: {type(exc).__name__}") from None
+		except Exception as exc:
+			raise wsdl_refusal(exc, where) from None
+		return BuiltClient(client, self.bind(client), fingerprint)
+
+	def bind(self, client: zeep.Client) -> Any:
+		config = self.config
+		services = client.wsdl.services
+		if not services:
+			raise ConfigurationError("The WSDL defines no service")
+		service = services.get(config.service_name) if config.service_name else next(iter(services.values()))
+		if service is None:
+			raise ConfigurationError(
+				f"Service {config.service_name!r} is not in the WSDL; it has: {', '.join(services)}"
+			)
+		port = service.ports.get(config.port_name) if config.port_name else next(iter(service.ports.values()))
+		if port is None:
+			raise ConfigurationError(
+				f"Port {config.port_name!r} is not in service {service.name!r}; it has: {', '.join(service.ports)}"
+			)
+		if config.endpoint_override:
+			return client.create_service(port.binding.name, config.endpoint_override)
+		return client.bind(service.name, port.name)
+
+	def operation_names(self) -> list[str]:
+		return sorted(self.service._binding.all())
+
+	def operation(self, name: str) -> Any:
+		if name not in self.service._binding.all():
+			valid = ", ".join(self.operation_names()) or "(none)"
+			raise ConfigurationError(f"SOAP operation {name!r} is not in the WSDL; valid operations: {valid}")
+		return self.service[name]
+
+	def call(self, operation: str, payload: dict) -> Any:
+		"""Call ``operation`` with ``payload`` as keyword arguments; returns plain dicts/lists."""
+		method = self.operation(operation)
+		try:
+			result = method(**payload)
+		except zeep.exceptions.Fault as fault:
+			reply = self.client.transport.last_reply()
+			if fault.code is None and reply is not None and reply[0] != 200:
+				status, content = reply
+				raise self.http_error(
+					operation, zeep.exceptions.TransportError(status_code=status, content=content)
+				) from None
+			reason = redact_text(str(fault.message or "unknown fault"), self.secrets)
+			code = f" [{fault.code}]" if fault.code else ""
+			raise SoapFaultError(f"SOAP fault from {operation}{code}: {reason}") from None
+		except requests.Timeout:
+			raise RetryableError(
+				f"SOAP call {operation} timed out (operation timeout {self.config.operation_timeout:g}s)"
+			) from None
+		except requests.RequestException as exc:
+			raise RetryableError(
+				f"SOAP call {operation} could not reach the service: {type(exc).__name__}"
+			) from None
+		except zeep.exceptions.TransportError as exc:
+			raise self.http_error(operation, exc) from None
+		except (zeep.exceptions.ValidationError, TypeError) as exc:
+			raise MappingError(f"Payload does not fit SOAP operation {operation}: {exc}") from None
+		except zeep.exceptions.XMLSyntaxError as exc:
+			raise PermanentError(
+				f"SOAP call {operation} got a reply that is not valid XML: {exc.message}"
+			) from None
+		return serialize_object(result, target_cls=dict)
+
+	def http_error(self, operation: str, exc: zeep.exceptions.TransportError) -> Exception:
+		status = exc.status_code or None
+		excerpt = redact_text((exc.content or b"")[:500].decode("utf-8", errors="replace"), self.secrets)
+		message = f"SOAP call {operation} failed: HTTP {status}"
+		if status is not None and (status >= 500 or status in RETRYABLE_HTTP):
+			return RetryableError(message, status_code=status, response_excerpt=excerpt)
+		return PermanentError(message, status_code=status, response_excerpt=excerpt)
+
+	def list_operations(self) -> list[dict[str, str]]:
+		"""Every operation of every service and port, with readable input/output signatures."""
+		found = []
+		for service in self.client.wsdl.services.values():
+			for port in service.ports.values():
+				for name, operation in sorted(port.binding.all().items()):
+					found.append(
+						{
+							"service": service.name,
+							"port": port.name,
+							"operation": name,
+							"input": operation.input.signature() if operation.input else "",
+							"output": operation.output.signature(as_output=True) if operation.output else "",
+						}
+					)
+		return found
+
+	def prepare_preview(self, operation: str, payload: dict) -> str:
+		"""The envelope as it would be sent, with WS-Security password and nonce masked."""
+		self.operation(operation)
+		try:
+			envelope = self.client.create_message(self.service, operation, **payload)
+		except (zeep.exceptions.ValidationError, TypeError) as exc:
+			raise MappingError(f"Payload does not fit SOAP operation {operation}: {exc}") from None
+		text = etree.tostring(envelope, pretty_print=True, encoding="unicode")
+		return redact_text(redact_wsse(text), self.secrets)
+
+
+def clear_cache() -> None:
+	"""Forget every built client (tests, after a bulk config change)."""
+	with CLIENTS_LOCK:
+		CLIENTS.clear()
