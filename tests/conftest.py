@@ -53,7 +53,9 @@ class Reply:
 
 	@classmethod
 	def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-		return cls(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+		return cls(
+			status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}
+		)
 
 
 Route = Reply | Callable[[RecordedRequest], Reply]
@@ -196,7 +198,9 @@ def redis_client() -> Iterator[Any]:
 	"""A client of a throwaway redis-server on a random loopback port (skips when Redis is not installed)."""
 	binary = shutil.which("redis-server")
 	if binary is None:
-		pytest.skip("redis-server binary not found (apt-get install redis-server); Redis limiter test skipped")
+		pytest.skip(
+			"redis-server binary not found (apt-get install redis-server); Redis limiter test skipped"
+		)
 	redis = pytest.importorskip("redis")
 	port = free_port()
 	command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]

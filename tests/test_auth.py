@@ -78,7 +78,9 @@ def test_incomplete_auth_is_a_configuration_error(http_server, connector_key, au
 
 
 def test_secrets_stay_out_of_repr():
-	auth = AuthConfig(kind="basic", username="u", password="pw-1", api_key="ak-2", token="t-3", client_secret="cs-4")
+	auth = AuthConfig(
+		kind="basic", username="u", password="pw-1", api_key="ak-2", token="t-3", client_secret="cs-4"
+	)
 	shown = repr(auth)
 	assert not any(secret in shown for secret in ("pw-1", "ak-2", "t-3", "cs-4"))
 	assert "'u'" in shown
@@ -106,7 +108,9 @@ class OAuthServer:
 	def token(self, request: RecordedRequest) -> Reply:
 		form = parse_qs(request.body.decode())
 		if not self.credentials_ok(request, form) or form.get("grant_type") != ["client_credentials"]:
-			return Reply.json({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
+			return Reply.json(
+				{"error": "invalid_client", "error_description": "Client authentication failed"}, 401
+			)
 		if form.get("scope") != ["orders:read"] or form.get("audience") != ["erp"]:
 			return Reply.json({"error": "invalid_scope"}, 400)
 		with self.lock:
@@ -152,7 +156,9 @@ class FakeClock:
 @pytest.mark.parametrize("client_auth", ["basic", "body"])
 def test_oauth_token_fetched_once_for_many_calls(http_server, connector_key, client_auth):
 	oauth = OAuthServer(http_server, client_auth)
-	client = make_client(http_server, connector_key, oauth_config(http_server, client_auth), InMemoryTokenCache())
+	client = make_client(
+		http_server, connector_key, oauth_config(http_server, client_auth), InMemoryTokenCache()
+	)
 	tokens = {client.request("GET", "/api/orders").json()["token"] for _ in range(25)}
 	assert tokens == {"tok-1"}
 	assert oauth.fetches == 1
@@ -213,9 +219,9 @@ def test_oauth_retry_resends_the_body(http_server, connector_key):
 	response = client.request("POST", "/api/orders", json={"id": 7}, idempotency_key="order-7")
 	assert response.status_code == 200
 	assert seen == [{"id": 7}, {"id": 7}]
-	assert {r.header("Idempotency-Key") for r in http_server.received("/api/orders") if r.method == "POST"} == {
-		"order-7"
-	}
+	assert {
+		r.header("Idempotency-Key") for r in http_server.received("/api/orders") if r.method == "POST"
+	} == {"order-7"}
 
 
 def test_concurrent_calls_fetch_one_token(http_server, connector_key):

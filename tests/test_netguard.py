@@ -62,7 +62,9 @@ def test_private_and_loopback_refused_by_default_allowed_on_request(url):
 	check_url(url, allow_private_network=True)
 
 
-@pytest.mark.parametrize("url", ["https://8.8.8.8/v1/items", "http://1.1.1.1:8443/", "https://[2606:4700::1111]/"])
+@pytest.mark.parametrize(
+	"url", ["https://8.8.8.8/v1/items", "http://1.1.1.1:8443/", "https://[2606:4700::1111]/"]
+)
 def test_public_addresses_pass(url):
 	check_url(url)
 
@@ -81,7 +83,7 @@ def test_message_names_host_and_address():
 
 
 def test_unresolvable_host_is_a_configuration_error():
-	with pytest.raises(ConfigurationError, match="Cannot resolve host 'no-such-host.invalid'") as caught:
+	with pytest.raises(ConfigurationError, match=r"Cannot resolve host 'no-such-host\.invalid'") as caught:
 		check_url("https://no-such-host.invalid/api")
 	assert not isinstance(caught.value, BlockedAddressError)
 
@@ -93,7 +95,8 @@ def test_broken_urls_are_configuration_errors(url):
 
 
 @pytest.mark.parametrize(
-	"base_url", ["http://169.254.169.254", "http://[fe80::1]/", "http://0.0.0.0/", "http://[::ffff:169.254.169.254]/"]
+	"base_url",
+	["http://169.254.169.254", "http://[fe80::1]/", "http://0.0.0.0/", "http://[::ffff:169.254.169.254]/"],
 )
 def test_rest_client_aimed_at_metadata_is_refused_before_connecting(base_url, connector_key):
 	client = RestClient(RestConfig(connector_key, base_url, allow_private_network=True, connect_timeout=30))

@@ -19,7 +19,12 @@ SIZE = 100
 
 
 def make_record(index: int) -> dict:
-	return {"id": index, "name": f"Customer {index:05d}", "email": f"customer{index}@example.com", "active": True}
+	return {
+		"id": index,
+		"name": f"Customer {index:05d}",
+		"email": f"customer{index}@example.com",
+		"active": True,
+	}
 
 
 def records_slice(start: int, count: int) -> list[dict]:
@@ -58,7 +63,9 @@ SPECS = {
 	"offset": ("/offset", PaginationSpec(style="offset", page_size=SIZE, records_path="results")),
 	"cursor": (
 		"/cursor",
-		PaginationSpec(style="cursor", page_size=SIZE, records_path="data.items", next_cursor_path="meta.next"),
+		PaginationSpec(
+			style="cursor", page_size=SIZE, records_path="data.items", next_cursor_path="meta.next"
+		),
 	),
 	"link_header": ("/link", PaginationSpec(style="link_header", page_size=SIZE, size_param="per_page")),
 }
@@ -66,7 +73,12 @@ SPECS = {
 
 @pytest.fixture
 def paged_server(http_server, connector_key):
-	for path, route in (("/page", page_route), ("/offset", offset_route), ("/cursor", cursor_route), ("/link", link_route)):
+	for path, route in (
+		("/page", page_route),
+		("/offset", offset_route),
+		("/cursor", cursor_route),
+		("/link", link_route),
+	):
 		http_server.route(path, route)
 	client = RestClient(RestConfig(connector_key, http_server.base_url, allow_private_network=True))
 	return http_server, client
@@ -131,7 +143,7 @@ def test_generator_fetches_page_n_only_when_asked(paged_server, style):
 	[("page", "4"), ("offset", "300"), ("cursor", "c-300"), ("link_header", "/link?page=4&per_page=100")],
 )
 def test_next_cursor_resumes_without_gaps_or_repeats(paged_server, style, cursor_after_page_3):
-	server, client = paged_server
+	_, client = paged_server
 	path, spec = SPECS[style]
 	first_run = list(iter_pages(client, path, spec, max_pages=3))
 	assert len(first_run) == 3
@@ -205,7 +217,9 @@ def test_invalid_records_path_is_a_configuration_error(paged_server):
 
 def test_link_to_another_host_is_refused(http_server, connector_key):
 	port = http_server.httpd.server_address[1]
-	http_server.route("/hop", Reply.json([1], headers={"Link": f'<http://localhost:{port}/steal>; rel="next"'}))
+	http_server.route(
+		"/hop", Reply.json([1], headers={"Link": f'<http://localhost:{port}/steal>; rel="next"'})
+	)
 	client = RestClient(RestConfig(connector_key, http_server.base_url, allow_private_network=True))
 	pages = iter_pages(client, "/hop", PaginationSpec(style="link_header"))
 	with pytest.raises(PermanentError, match="another host"):
@@ -231,5 +245,7 @@ def test_repeating_cursor_stops(http_server, connector_key):
 	],
 )
 def test_link_header_parsing(header, expected):
-	response = RestResponse(200, {"link": header} if header else {}, b"[]", 1.0, Outcome("success", 200, None, ""))
+	response = RestResponse(
+		200, {"link": header} if header else {}, b"[]", 1.0, Outcome("success", 200, None, "")
+	)
 	assert next_link(response, "https://api.example/items?page=1") == expected

@@ -29,7 +29,10 @@ CLASSIFICATION = [
 	*[(code, "success") for code in (200, 201, 202, 203, 204, 206, 299)],
 	*[(code, "retry") for code in (408, 425, 429, 500, 501, 502, 503, 504, 507, 599)],
 	(410, "gone"),
-	*[(code, "permanent") for code in (400, 401, 402, 403, 404, 405, 406, 409, 411, 412, 413, 415, 422, 451, 499)],
+	*[
+		(code, "permanent")
+		for code in (400, 401, 402, 403, 404, 405, 406, 409, 411, 412, 413, 415, 422, 451, 499)
+	],
 	*[(code, "permanent") for code in (300, 301, 302, 303, 304, 307, 308)],
 ]
 
@@ -46,7 +49,10 @@ def test_classification_table(status, kind):
 	("body", "expected"),
 	[
 		(json.dumps({"message": "customer_id is required"}), "customer_id is required"),
-		(json.dumps({"error": "invalid_grant", "error_description": "code expired"}), "invalid_grant: code expired"),
+		(
+			json.dumps({"error": "invalid_grant", "error_description": "code expired"}),
+			"invalid_grant: code expired",
+		),
 		(json.dumps({"detail": "Not allowed for this plan"}), "Not allowed for this plan"),
 		(json.dumps({"error": {"message": "Nested reason", "code": 17}}), "Nested reason"),
 		(json.dumps({"errors": [{"message": "first"}, {"message": "second"}]}), "first; second"),
@@ -57,6 +63,11 @@ def test_permanent_outcome_carries_the_remote_reason(body, expected):
 	outcome = classify_status(422, {"Content-Type": "application/json"}, body)
 	assert outcome.kind == "permanent"
 	assert expected in outcome.message
+
+
+def test_deeply_nested_json_body_does_not_break_classification():
+	outcome = classify_status(400, {}, "[" * 5000 + "]" * 5000)
+	assert outcome.kind == "permanent"
 
 
 def test_long_text_bodies_are_cut_to_an_excerpt():
@@ -197,3 +208,11 @@ def test_closed_circuit_allows_and_success_resets_count():
 	state = circuit_record_failure(CircuitState(), policy, 0.0)
 	assert circuit_allows(state, 0.0) == (True, state)
 	assert circuit_record_success(state).consecutive_failures == 0
+
+
+def test_non_positive_threshold_disables_the_breaker():
+	state = CircuitState()
+	for second in range(50):
+		state = circuit_record_failure(state, CircuitPolicy(failure_threshold=0), float(second))
+	assert state.state == "closed" and state.consecutive_failures == 50
+	assert circuit_allows(state, 50.0)[0]

@@ -58,7 +58,9 @@ def assert_server_saw_at_most_rate(server) -> None:
 
 def test_in_process_limiter_holds_at_the_server(http_server, connector_key):
 	http_server.route("/limited", Reply.json({"ok": True}))
-	config = RestConfig(connector_key, http_server.base_url, allow_private_network=True, rate_limit_per_second=RATE)
+	config = RestConfig(
+		connector_key, http_server.base_url, allow_private_network=True, rate_limit_per_second=RATE
+	)
 	hammer([RestClient(config) for _ in range(3)], RATE)
 	assert_server_saw_at_most_rate(http_server)
 

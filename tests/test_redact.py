@@ -28,7 +28,9 @@ def test_every_listed_header_is_masked_in_any_case(name):
 	assert redacted == {name.upper(): MASK, "Content-Type": "application/json"}
 
 
-@pytest.mark.parametrize("name", ["X-Shop-Access-Token", "X-Custom-Secret", "X-Vendor-Signature", "X-Auth-User"])
+@pytest.mark.parametrize(
+	"name", ["X-Shop-Access-Token", "X-Custom-Secret", "X-Vendor-Signature", "X-Auth-User"]
+)
 def test_credential_like_header_names_are_masked(name):
 	assert redact_headers({name: "abc"})[name] == MASK
 

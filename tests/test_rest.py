@@ -137,7 +137,9 @@ def test_config_change_gets_a_fresh_session(http_server, connector_key):
 	assert RestClient(make_config(http_server, connector_key)).session is first
 	changed = RestClient(make_config(http_server, connector_key, default_headers={"X-New": "1"})).session
 	assert changed is not first
-	other_auth = RestClient(make_config(http_server, connector_key, auth=AuthConfig(kind="bearer", token="t")))
+	other_auth = RestClient(
+		make_config(http_server, connector_key, auth=AuthConfig(kind="bearer", token="t"))
+	)
 	assert other_auth.session is not changed
 
 
@@ -170,7 +172,9 @@ def test_oversized_response_is_refused(http_server, connector_key, monkeypatch):
 
 def test_prepare_preview_masks_credentials_and_makes_no_call(http_server, connector_key):
 	auth = AuthConfig(kind="api_key", api_key="sk-123", api_key_name="api_key", api_key_in="query")
-	client = RestClient(make_config(http_server, connector_key, auth=auth, default_headers={"X-Tenant": "acme"}))
+	client = RestClient(
+		make_config(http_server, connector_key, auth=auth, default_headers={"X-Tenant": "acme"})
+	)
 	preview = client.prepare_preview(
 		"post",
 		"/customers",
@@ -193,7 +197,9 @@ def test_prepare_preview_masks_credentials_and_makes_no_call(http_server, connec
 	[
 		AuthConfig(kind="bearer", token="tok-1"),
 		AuthConfig(kind="basic", username="u", password="pw-1"),
-		AuthConfig(kind="oauth2_client_credentials", client_id="c", client_secret="cs-1", token_url="http://x/t"),
+		AuthConfig(
+			kind="oauth2_client_credentials", client_id="c", client_secret="cs-1", token_url="http://x/t"
+		),
 	],
 )
 def test_prepare_preview_shows_authorization_masked(http_server, connector_key, auth):

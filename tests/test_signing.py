@@ -48,7 +48,10 @@ def codes_of(call) -> str:
 
 def test_published_standard_webhooks_vector():
 	headers = sign_standard_webhook(
-		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}'
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"msg_p5jXN8AQM9LWM0D4loKWxJek",
+		1614265330,
+		b'{"test": 2432232314}',
 	)
 	assert headers == {
 		"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
@@ -122,7 +125,10 @@ def test_stale_messages_say_which_way():
 
 def test_non_utf8_body_is_a_signature_error():
 	headers = sign_standard_webhook(NEW_SECRET, "m", NOW, BODY)
-	assert codes_of(lambda: verify_standard_webhook([NEW_SECRET], headers, b"\xff\xfe", now=NOW)) == "bad_signature"
+	assert (
+		codes_of(lambda: verify_standard_webhook([NEW_SECRET], headers, b"\xff\xfe", now=NOW))
+		== "bad_signature"
+	)
 
 
 def test_bad_secret_configuration():
@@ -141,19 +147,27 @@ def flip(data: bytes, index: int, value: int) -> bytes:
 
 @FUZZ
 @given(
-	body=st.binary(min_size=1, max_size=200).filter(lambda b: b.decode("utf-8", "ignore") == b.decode("utf-8", "replace")),
+	body=st.binary(min_size=1, max_size=200).filter(
+		lambda b: b.decode("utf-8", "ignore") == b.decode("utf-8", "replace")
+	),
 	index=st.integers(min_value=0),
 	xor=st.integers(min_value=1, max_value=255),
 )
 def test_property_any_changed_body_byte_fails(body, index, xor):
 	headers = sign_standard_webhook(NEW_SECRET, "msg_p", NOW, body)
 	changed = flip(body, index, xor)
-	assert codes_of(lambda: verify_standard_webhook([NEW_SECRET], headers, changed, now=NOW)) == "bad_signature"
+	assert (
+		codes_of(lambda: verify_standard_webhook([NEW_SECRET], headers, changed, now=NOW)) == "bad_signature"
+	)
 	assert verify_standard_webhook([NEW_SECRET], headers, body, now=NOW) == "msg_p"
 
 
 @FUZZ
-@given(msg_id=st.from_regex(r"msg_[A-Za-z0-9]{1,30}", fullmatch=True), index=st.integers(min_value=0), xor=st.integers(1, 127))
+@given(
+	msg_id=st.from_regex(r"msg_[A-Za-z0-9]{1,30}", fullmatch=True),
+	index=st.integers(min_value=0),
+	xor=st.integers(1, 127),
+)
 def test_property_any_changed_id_byte_fails(msg_id, index, xor):
 	headers = sign_standard_webhook(NEW_SECRET, msg_id, NOW, BODY)
 	changed = flip(msg_id.encode(), index, xor).decode("ascii")
@@ -177,8 +191,20 @@ def test_property_any_changed_timestamp_byte_fails(index, xor):
 @given(offset=st.one_of(st.integers(-(10**9), -301), st.integers(301, 10**9)))
 def test_property_outside_window_is_stale(offset):
 	headers = sign_standard_webhook(NEW_SECRET, "msg_w", NOW + offset, BODY)
-	assert codes_of(lambda: verify_standard_webhook([NEW_SECRET], headers, BODY, now=NOW)) == "stale_timestamp"
-	assert codes_of(lambda: verify_stripe_signature([STRIPE_SECRET], {"Stripe-Signature": sign_stripe(STRIPE_SECRET, BODY, NOW + offset)}, BODY, now=NOW)) == "stale_timestamp"
+	assert (
+		codes_of(lambda: verify_standard_webhook([NEW_SECRET], headers, BODY, now=NOW)) == "stale_timestamp"
+	)
+	assert (
+		codes_of(
+			lambda: verify_stripe_signature(
+				[STRIPE_SECRET],
+				{"Stripe-Signature": sign_stripe(STRIPE_SECRET, BODY, NOW + offset)},
+				BODY,
+				now=NOW,
+			)
+		)
+		== "stale_timestamp"
+	)
 
 
 @FUZZ
@@ -204,7 +230,11 @@ fuzz_headers = st.dictionaries(
 
 
 @FUZZ
-@given(headers=fuzz_headers, body=st.binary(max_size=64), scheme=st.sampled_from(["standard_webhooks", "stripe", "hmac"]))
+@given(
+	headers=fuzz_headers,
+	body=st.binary(max_size=64),
+	scheme=st.sampled_from(["standard_webhooks", "stripe", "hmac"]),
+)
 def test_property_malformed_input_only_raises_signature_error(headers, body, scheme):
 	secrets = {"standard_webhooks": [NEW_SECRET], "stripe": [STRIPE_SECRET], "hmac": ["hmac-secret"]}[scheme]
 	try:
@@ -219,7 +249,9 @@ def test_property_malformed_input_only_raises_signature_error(headers, body, sch
 
 
 def test_stripe_known_answer():
-	expected = hmac.new(STRIPE_SECRET.encode(), f"{STRIPE_T}.".encode() + STRIPE_BODY, hashlib.sha256).hexdigest()
+	expected = hmac.new(
+		STRIPE_SECRET.encode(), f"{STRIPE_T}.".encode() + STRIPE_BODY, hashlib.sha256
+	).hexdigest()
 	assert expected == STRIPE_HEX
 	assert sign_stripe(STRIPE_SECRET, STRIPE_BODY, STRIPE_T) == f"t={STRIPE_T},v1={STRIPE_HEX}"
 	header = {"stripe-signature": f"t={STRIPE_T},v1={'0' * 64},v1={STRIPE_HEX},v0=ignored"}
@@ -247,7 +279,9 @@ def test_stripe_rotation_and_event_id_fallback():
 )
 def test_stripe_failures(header, code):
 	headers = {"Stripe-Signature": header} if header is not None else {}
-	assert codes_of(lambda: verify_stripe_signature([STRIPE_SECRET], headers, STRIPE_BODY, now=STRIPE_T)) == code
+	assert (
+		codes_of(lambda: verify_stripe_signature([STRIPE_SECRET], headers, STRIPE_BODY, now=STRIPE_T)) == code
+	)
 
 
 # Generic HMAC
@@ -258,7 +292,13 @@ def test_hmac_github_style_hex_with_prefix():
 	headers = {"X-Hub-Signature-256": f"sha256={digest}", "X-GitHub-Delivery": "d-1"}
 	verify_hmac_header("gh-secret", headers, BODY, header_name="X-Hub-Signature-256", prefix="sha256=")
 	event = verify_inbound(
-		"hmac", ["old", "gh-secret"], headers, BODY, header_name="x-hub-signature-256", prefix="sha256=", id_header="X-GitHub-Delivery"
+		"hmac",
+		["old", "gh-secret"],
+		headers,
+		BODY,
+		header_name="x-hub-signature-256",
+		prefix="sha256=",
+		id_header="X-GitHub-Delivery",
 	)
 	assert event == VerifiedEvent("d-1", None)
 
@@ -266,7 +306,9 @@ def test_hmac_github_style_hex_with_prefix():
 def test_hmac_shopify_style_base64():
 	digest = base64.b64encode(hmac.new(b"shop-secret", BODY, hashlib.sha256).digest()).decode()
 	headers = {"X-Shopify-Hmac-Sha256": digest}
-	event = verify_inbound("hmac", ["shop-secret"], headers, BODY, header_name="X-Shopify-Hmac-Sha256", encoding="base64")
+	event = verify_inbound(
+		"hmac", ["shop-secret"], headers, BODY, header_name="X-Shopify-Hmac-Sha256", encoding="base64"
+	)
 	assert event == VerifiedEvent("evt_42", None)
 
 
@@ -291,9 +333,13 @@ def test_hmac_unsupported_algorithm_is_configuration():
 
 def test_dispatcher_standard_and_stripe():
 	standard = sign_standard_webhook(NEW_SECRET, "msg_d", NOW, BODY)
-	assert verify_inbound("standard_webhooks", [NEW_SECRET], standard, BODY, now=NOW) == VerifiedEvent("msg_d", NOW)
+	assert verify_inbound("standard_webhooks", [NEW_SECRET], standard, BODY, now=NOW) == VerifiedEvent(
+		"msg_d", NOW
+	)
 	stripe = {"Stripe-Signature": sign_stripe(STRIPE_SECRET, BODY, NOW)}
-	assert verify_inbound("stripe", [STRIPE_SECRET], stripe, BODY, now=NOW, tolerance=60) == VerifiedEvent("evt_42", NOW)
+	assert verify_inbound("stripe", [STRIPE_SECRET], stripe, BODY, now=NOW, tolerance=60) == VerifiedEvent(
+		"evt_42", NOW
+	)
 	with pytest.raises(ConfigurationError):
 		verify_inbound("svix-ish", [NEW_SECRET], standard, BODY)
 

@@ -15,7 +15,7 @@ import requests
 
 spyne = pytest.importorskip("spyne", reason="spyne 2.14 (the SOAP test server) only runs on Python < 3.12")
 
-from spyne import (  # noqa: E402
+from spyne import (
 	Application,
 	Array,
 	Boolean,
@@ -29,19 +29,19 @@ from spyne import (  # noqa: E402
 	Unicode,
 	rpc,
 )
-from spyne.protocol.soap import Soap11  # noqa: E402
-from spyne.server.wsgi import WsgiApplication  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+from spyne.protocol.soap import Soap11
+from spyne.server.wsgi import WsgiApplication
+from werkzeug.serving import make_server
 
-from integration_hub.engine.errors import (  # noqa: E402
+from integration_hub.engine.errors import (
 	BlockedAddressError,
 	ConfigurationError,
 	MappingError,
 	RetryableError,
 	SoapFaultError,
 )
-from integration_hub.engine.redact import MASK  # noqa: E402
-from integration_hub.engine.soap import SoapClient, SoapConfig  # noqa: E402
+from integration_hub.engine.redact import MASK
+from integration_hub.engine.soap import SoapClient, SoapConfig
 
 TNS = "urn:integration-hub:test:billing"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -81,7 +81,10 @@ def require_username_token(ctx) -> None:
 		token = element.find(f"{{{WSSE}}}UsernameToken") if element.tag == f"{{{WSSE}}}Security" else None
 		if token is None:
 			continue
-		if token.findtext(f"{{{WSSE}}}Username") == WS_USER and token.findtext(f"{{{WSSE}}}Password") == WS_PASSWORD:
+		if (
+			token.findtext(f"{{{WSSE}}}Username") == WS_USER
+			and token.findtext(f"{{{WSSE}}}Password") == WS_PASSWORD
+		):
 			return
 	raise Fault(faultcode="Client.Authentication", faultstring="WS-Security authentication failed")
 
@@ -131,7 +134,9 @@ class SoapServer:
 		self.paths: list[str] = []
 		self.extra: dict[str, bytes] = {}
 		self.httpd = make_server("127.0.0.1", 0, self.route, threaded=True)
-		self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+		self.thread = threading.Thread(
+			target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+		)
 		self.thread.start()
 
 	@property
@@ -219,10 +224,14 @@ def test_built_clients_are_cached_per_config(soap_server, connector_key):
 
 def test_ws_security_username_token_checked_by_the_server(soap_server, connector_key):
 	url = f"{soap_server.base_url}/secure?wsdl"
-	good = SoapClient(config_for(connector_key, url, ws_security=True, username=WS_USER, password=WS_PASSWORD))
+	good = SoapClient(
+		config_for(connector_key, url, ws_security=True, username=WS_USER, password=WS_PASSWORD)
+	)
 	assert good.call("SubmitInvoice", INVOICE)["accepted"] is True
 
-	wrong = config_for(connector_key + "-w", url, ws_security=True, username=WS_USER, password="wrong-password")
+	wrong = config_for(
+		connector_key + "-w", url, ws_security=True, username=WS_USER, password="wrong-password"
+	)
 	with pytest.raises(SoapFaultError, match="WS-Security authentication failed") as caught:
 		SoapClient(wrong).call("SubmitInvoice", INVOICE)
 	assert not caught.value.retryable
@@ -242,7 +251,9 @@ def test_fault_becomes_permanent_soap_fault_error(soap_server, connector_key):
 
 
 def test_slow_operation_times_out_as_retryable(soap_server, connector_key):
-	client = SoapClient(config_for(connector_key, f"{soap_server.base_url}/billing?wsdl", operation_timeout=0.5))
+	client = SoapClient(
+		config_for(connector_key, f"{soap_server.base_url}/billing?wsdl", operation_timeout=0.5)
+	)
 	started = time.monotonic()
 	with pytest.raises(RetryableError, match=r"timed out \(operation timeout 0\.5s\)"):
 		client.call("SlowEcho", {"seconds": 1.5})
@@ -252,7 +263,9 @@ def test_slow_operation_times_out_as_retryable(soap_server, connector_key):
 
 def test_http_5xx_without_fault_is_retryable(soap_server, connector_key):
 	config = config_for(
-		connector_key, f"{soap_server.base_url}/billing?wsdl", endpoint_override=f"{soap_server.base_url}/broken"
+		connector_key,
+		f"{soap_server.base_url}/billing?wsdl",
+		endpoint_override=f"{soap_server.base_url}/broken",
 	)
 	with pytest.raises(RetryableError, match="HTTP 503") as caught:
 		SoapClient(config).call("SubmitInvoice", INVOICE)
@@ -286,7 +299,9 @@ def test_unknown_service_or_port_is_a_configuration_error(soap_server, connector
 		SoapClient(config_for(connector_key, url, service_name="Nope"))
 	with pytest.raises(ConfigurationError, match="it has: Billing"):
 		SoapClient(config_for(connector_key + "-p", url, service_name="BillingService", port_name="Nope"))
-	named = SoapClient(config_for(connector_key + "-ok", url, service_name="BillingService", port_name="Billing"))
+	named = SoapClient(
+		config_for(connector_key + "-ok", url, service_name="BillingService", port_name="Billing")
+	)
 	assert named.call("SlowEcho", {"seconds": 0}) == "done"
 
 
@@ -296,13 +311,20 @@ def test_list_operations_for_the_desk(soap_server, connector_key):
 	assert set(operations) == {"SubmitInvoice", "VoidInvoice", "SlowEcho"}
 	assert operations["SubmitInvoice"]["service"] == "BillingService"
 	assert operations["SubmitInvoice"]["port"] == "Billing"
-	assert "invoice" in operations["SubmitInvoice"]["input"] and "Invoice" in operations["SubmitInvoice"]["input"]
+	assert (
+		"invoice" in operations["SubmitInvoice"]["input"]
+		and "Invoice" in operations["SubmitInvoice"]["input"]
+	)
 	assert "Receipt" in operations["SubmitInvoice"]["output"]
 
 
 def test_preview_envelope_masks_the_ws_security_password(soap_server, connector_key):
 	config = config_for(
-		connector_key, f"{soap_server.base_url}/secure?wsdl", ws_security=True, username=WS_USER, password=WS_PASSWORD
+		connector_key,
+		f"{soap_server.base_url}/secure?wsdl",
+		ws_security=True,
+		username=WS_USER,
+		password=WS_PASSWORD,
 	)
 	calls_before = len(soap_server.paths)
 	envelope = SoapClient(config).prepare_preview("SubmitInvoice", INVOICE)
@@ -340,7 +362,9 @@ def secret_file(tmp_path_factory) -> str:
 
 LAUGHS = (
 	'<!DOCTYPE lolz [<!ENTITY lol "lol">'
-	+ "".join(f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";" if n > 1 else "&lol;") * 10}">' for n in range(1, 10))
+	+ "".join(
+		f'<!ENTITY lol{n} "{("&lol" + str(n - 1) + ";" if n > 1 else "&lol;") * 10}">' for n in range(1, 10)
+	)
 	+ "]>"
 )
 
@@ -350,12 +374,18 @@ LAUGHS = (
 	[
 		("dtd", "<!DOCTYPE wsdl:definitions [<!ELEMENT x ANY>]>", ""),
 		("billion_laughs", LAUGHS, "<wsdl:documentation>&lol9;</wsdl:documentation>"),
-		("external_entity", '<!DOCTYPE d [<!ENTITY xxe SYSTEM "file://{secret}">]>', "<wsdl:documentation>&xxe;</wsdl:documentation>"),
+		(
+			"external_entity",
+			'<!DOCTYPE d [<!ENTITY xxe SYSTEM "file://{secret}">]>',
+			"<wsdl:documentation>&xxe;</wsdl:documentation>",
+		),
 		("external_dtd", '<!DOCTYPE d SYSTEM "file://{secret}">', ""),
 		("parameter_entity", '<!DOCTYPE d [<!ENTITY % p SYSTEM "file://{secret}"> %p;]>', ""),
 	],
 )
-def test_wsdl_with_dtd_or_entities_is_refused_unread(soap_server, connector_key, tmp_path, secret_file, name, doctype, body):
+def test_wsdl_with_dtd_or_entities_is_refused_unread(
+	soap_server, connector_key, tmp_path, secret_file, name, doctype, body
+):
 	path = tmp_path / f"{name}.wsdl"
 	path.write_text(with_doctype(soap_server.wsdl_text(), doctype.format(secret=secret_file), body))
 	started = time.monotonic()
@@ -375,7 +405,9 @@ def test_wsdl_served_over_http_with_a_dtd_is_refused(soap_server, connector_key,
 	assert SENTINEL not in str(caught.value)
 
 
-def test_schema_import_of_a_file_outside_the_wsdl_folder_is_refused(soap_server, connector_key, tmp_path, secret_file):
+def test_schema_import_of_a_file_outside_the_wsdl_folder_is_refused(
+	soap_server, connector_key, tmp_path, secret_file
+):
 	path = tmp_path / "imports_outside.wsdl"
 	path.write_text(with_schema_import(soap_server.wsdl_text(), secret_file))
 	with pytest.raises(ConfigurationError, match="only documents in the WSDL's own folder") as caught:

@@ -84,7 +84,7 @@ def remote_message(body_excerpt: str) -> str:
 		return ""
 	try:
 		parsed = json.loads(text)
-	except ValueError:
+	except (ValueError, RecursionError):
 		return shorten(" ".join(text.split()))
 	found = message_from_json(parsed)
 	return shorten(found if found else " ".join(text.split()))
@@ -195,6 +195,8 @@ class CircuitState:
 
 @dataclass(frozen=True)
 class CircuitPolicy:
+	"""``failure_threshold`` <= 0 disables the breaker: failures are counted but it never opens."""
+
 	failure_threshold: int = 5
 	cooldown_seconds: float = 60.0
 
@@ -217,6 +219,7 @@ def circuit_record_success(state: CircuitState) -> CircuitState:
 
 def circuit_record_failure(state: CircuitState, policy: CircuitPolicy, now: float) -> CircuitState:
 	failures = state.consecutive_failures + 1
-	if state.state == "half_open" or (state.state == "closed" and failures >= policy.failure_threshold):
+	tripped = state.state == "closed" and 0 < policy.failure_threshold <= failures
+	if state.state == "half_open" or tripped:
 		return CircuitState("open", failures, now + policy.cooldown_seconds)
 	return replace(state, consecutive_failures=failures)

@@ -70,7 +70,7 @@ class RestResponse:
 			return None
 		try:
 			return jsonlib.loads(self.body)
-		except ValueError:
+		except (ValueError, RecursionError):
 			return None
 
 	def text_excerpt(self, limit: int = 2000) -> str:

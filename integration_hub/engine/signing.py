@@ -24,7 +24,7 @@ from standardwebhooks.webhooks import Webhook
 from integration_hub.engine.errors import ConfigurationError, SignatureError
 
 WHSEC_PREFIX = "whsec_"
-TIMESTAMP_PATTERN = re.compile(r"^\d{1,12}$")
+TIMESTAMP_PATTERN = re.compile(r"^[0-9]{1,12}$")
 HMAC_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 
 Scheme = Literal["standard_webhooks", "stripe", "hmac"]

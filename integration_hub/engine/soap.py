@@ -190,7 +190,10 @@ class SoapClient:
 				return cached
 		built = self.build(fingerprint)
 		with CLIENTS_LOCK:
+			previous = CLIENTS.get(self.config.connector_key)
 			CLIENTS[self.config.connector_key] = built
+		if previous is not None:
+			previous.client.transport.session.close()
 		return built
 
 	def build(self, fingerprint: str) -> BuiltClient:

@@ -1,0 +1,233 @@
+"""Outbound benchmark: submit-time cost, delivery throughput and batching, against baselines in the same run.
+
+Run from a bench's ``sites`` folder with the bench's Python, on a disposable test site:
+
+    cd ~/frappe-bench/sites
+    ../env/bin/python ../apps/integration_hub/benchmarks/outbound_benchmark.py --site test.integration-hub.localhost
+
+It prints ratios, never asserts on time. Everything is sent to an HTTP server on 127.0.0.1 that the
+script starts and stops. Baselines:
+
+* submit cost: the same Sales Invoice submit with no mapping, and with Frappe's own Webhook instead;
+* delivery: Frappe's Webhook job body (``enqueue_webhook``) called in-process for the same invoices,
+  which already spares it the per-event RQ job overhead it has in production;
+* batching: a plain keep-alive ``requests.Session`` loop posting the same payloads one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import frappe
+import requests
+
+
+def parse_args() -> argparse.Namespace:
+	parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+	parser.add_argument("--site", required=True)
+	parser.add_argument("--submits", type=int, default=40, help="invoices submitted per mode")
+	parser.add_argument("--deliveries", type=int, default=200, help="invoices delivered per method")
+	parser.add_argument("--batch-size", type=int, default=50)
+	return parser.parse_args()
+
+
+def main() -> None:
+	args = parse_args()
+	frappe.init(site=args.site, sites_path=".")
+	frappe.connect()
+	frappe.set_user("Administrator")
+	try:
+		run(args)
+	finally:
+		frappe.db.rollback()
+		frappe.destroy()
+
+
+def run(args: argparse.Namespace) -> None:
+	from integration_hub.tests.utils import RecordingServer, make_connector, make_mapping_from_template
+
+	server = RecordingServer(responder=respond)
+	try:
+		single = make_connector("IH Bench", server.url, max_attempts=3)
+		batched = make_connector("IH Bench Batch", server.url, max_attempts=3)
+		mapping = make_mapping_from_template("sales_invoice_to_accounting", single, "IH Bench Invoices")
+		batch_mapping = make_mapping_from_template(
+			"sales_invoice_to_accounting",
+			batched,
+			"IH Bench Invoices Batched",
+			batch_size=args.batch_size,
+			batch_path="/invoices/batch",
+			batch_results_path="results",
+		)
+		webhook = make_webhook(server.url)
+		frappe.db.commit()
+
+		print(f"server: {server.url}; python requests {requests.__version__}")
+		measure_submit_overhead(args.submits, mapping, batch_mapping, webhook)
+		measure_delivery(args.deliveries, mapping, batch_mapping, webhook, single, batched, server)
+	finally:
+		server.stop()
+		set_modes(None, "IH Bench Invoices", "IH Bench Invoices Batched", None)
+		frappe.db.commit()
+
+
+def respond(request):
+	if request.path == "/invoices/batch":
+		records = request.json()["records"]
+		return 200, {}, {"results": [{"id": f"B-{r['invoice_number']}"} for r in records]}
+	return 201, {}, {"id": f"R-{len(request.body)}"}
+
+
+def make_webhook(url: str) -> str:
+	name = frappe.db.get_value("Webhook", {"webhook_doctype": "Sales Invoice", "request_url": f"{url}/webhook"})
+	if name:
+		return name
+	doc = frappe.get_doc(
+		{
+			"doctype": "Webhook",
+			"webhook_doctype": "Sales Invoice",
+			"webhook_docevent": "on_submit",
+			"request_url": f"{url}/webhook",
+			"request_method": "POST",
+			"request_structure": "JSON",
+			"webhook_json": WEBHOOK_BODY,
+			"enabled": 0,
+			"timeout": 5,
+		}
+	).insert(ignore_permissions=True)
+	return doc.name
+
+
+WEBHOOK_BODY = """{
+ "invoice_number": {{ doc.name | tojson }},
+ "customer": {{ doc.customer | tojson }},
+ "issue_date": {{ doc.posting_date | string | tojson }},
+ "lines": [{% for item in doc["items"] %}{"sku": {{ item.item_code | tojson }}, "quantity": {{ item.qty }},
+   "unit_price": {{ item.rate }}, "amount": {{ item.amount }}}{% if not loop.last %},{% endif %}{% endfor %}],
+ "tax_lines": [{% for tax in doc.taxes %}{"account": {{ tax.account_head | tojson }},
+   "amount": {{ tax.tax_amount }}}{% if not loop.last %},{% endif %}{% endfor %}],
+ "totals": {"net": {{ doc.net_total }}, "tax": {{ doc.total_taxes_and_charges }}, "grand": {{ doc.grand_total }}}
+}"""
+
+
+def set_modes(mapping: str | None, *others) -> None:
+	"""Enable exactly one sender (a mapping name, a webhook name, or none) of the ones given."""
+	from integration_hub.mappings import clear_outbound_index
+
+	for name in others:
+		if name and frappe.db.exists("Mapping", name):
+			frappe.db.set_value("Mapping", name, "enabled", int(name == mapping))
+		elif name and frappe.db.exists("Webhook", name):
+			frappe.db.set_value("Webhook", name, "enabled", int(name == mapping))
+	frappe.db.commit()
+	clear_outbound_index()
+	frappe.cache.delete_value("webhooks")
+	frappe.clear_document_cache("Mapping", mapping) if mapping and frappe.db.exists("Mapping", mapping) else None
+
+
+def new_invoice():
+	from integration_hub.tests.utils import make_sales_invoice
+
+	invoice = make_sales_invoice(items=(("IH-TEST-ITEM", 2, 50.0), ("IH-TEST-ITEM-2", 1, 25.5)), submit=False)
+	frappe.db.commit()
+	return invoice
+
+
+def measure_submit_overhead(count: int, mapping: str, batch_mapping: str, webhook: str) -> None:
+	"""Interleave the three modes invoice by invoice so drift in the site hits them all alike."""
+	modes = {"no mapping": None, "active mapping": mapping, "Frappe Webhook": webhook}
+	timings: dict[str, list[float]] = {label: [] for label in modes}
+	new_invoice().submit()
+	frappe.db.commit()
+	for _round in range(count):
+		order = list(modes.items())
+		random.shuffle(order)
+		for label, sender in order:
+			set_modes(sender, mapping, batch_mapping, webhook)
+			invoice = new_invoice()
+			started = time.perf_counter()
+			invoice.submit()
+			frappe.db.commit()
+			timings[label].append(time.perf_counter() - started)
+	base = statistics.median(timings["no mapping"])
+	print(f"\n== Submit-time cost of one Sales Invoice (median of {count} each, submit + commit)")
+	for label, values in timings.items():
+		median = statistics.median(values)
+		print(f"{label:>16}: {median * 1000:8.2f} ms   ratio to no mapping {median / base:5.3f}x")
+
+
+def submit_many(count: int) -> list[str]:
+	names = []
+	for _ in range(count):
+		invoice = new_invoice()
+		invoice.submit()
+		frappe.db.commit()
+		names.append(invoice.name)
+	return names
+
+
+def measure_delivery(count, mapping, batch_mapping, webhook, single, batched, server) -> None:
+	from frappe.integrations.doctype.webhook.webhook import enqueue_webhook
+
+	from integration_hub.outbox import deliver
+
+	set_modes(None, mapping, batch_mapping, webhook)
+	names = submit_many(count)
+	frappe.db.commit()
+
+	hook = frappe.get_doc("Webhook", webhook)
+	docs = [frappe.get_doc("Sales Invoice", name) for name in names]
+	sent_before = len(server.requests)
+	started = time.perf_counter()
+	for doc in docs:
+		enqueue_webhook(doc, hook)
+		frappe.db.commit()
+	webhook_seconds = time.perf_counter() - started
+	assert len(server.requests) - sent_before == count
+
+	rates = {"Frappe Webhook job, in-process": count / webhook_seconds}
+	for label, connector, mapping_name in [
+		("Integration Hub, one request per row", single, mapping),
+		("Integration Hub, batched", batched, batch_mapping),
+	]:
+		queue_rows(names, mapping_name, connector)
+		started = time.perf_counter()
+		delivered = deliver(connector)
+		seconds = time.perf_counter() - started
+		done = frappe.db.count("Sync Log", {"connector": connector, "status": "Success"})
+		assert delivered == count and done >= count, (delivered, done)
+		rates[label] = count / seconds
+
+	base = rates["Frappe Webhook job, in-process"]
+	print(f"\n== Invoices delivered per second ({count} invoices, one worker)")
+	for label, rate in rates.items():
+		print(f"{label:>38}: {rate:9.1f}/s   ratio to Frappe Webhook {rate / base:6.2f}x")
+
+	payloads = [request.json() for request in server.requests[-count:]][:count]
+	session = requests.Session()
+	started = time.perf_counter()
+	for payload in payloads:
+		session.post(f"{server.url}/invoices", json=payload, timeout=(5, 30)).raise_for_status()
+	loop_rate = count / (time.perf_counter() - started)
+	batched_rate = rates["Integration Hub, batched"]
+	print("\n== Batched delivery vs a plain keep-alive requests loop to the same server")
+	print(f"{'plain requests.Session loop':>38}: {loop_rate:9.1f}/s")
+	print(f"{'Integration Hub, batched':>38}: {batched_rate:9.1f}/s   ratio {batched_rate / loop_rate:6.2f}x")
+
+
+def queue_rows(names: list[str], mapping_name: str, connector: str) -> None:
+	"""Write the outbox rows a submit would have written, so delivery alone is timed."""
+	from integration_hub.dispatch import queue_outbound
+
+	frappe.db.delete("Sync Log", {"connector": connector})
+	frappe.db.delete("Integration Binding", {"connector": connector})
+	for name in names:
+		queue_outbound(mapping_name, frappe.get_doc("Sales Invoice", name), "on_submit")
+	frappe.db.commit()
+
+
+if __name__ == "__main__":
+	main()
