@@ -65,7 +65,7 @@ class ConnectorRuntime:
 			limiter = RedisRateLimiter(
 				frappe.cache, self.rate_limit, prefix=f"{frappe.local.site}:integration_hub:rate:"
 			)
-		return RestClient(self.rest_config, rate_limiter=limiter)
+		return RestClient(self.rest_config, rate_limiter=limiter, token_cache=RedisTokenCache())
 
 	def soap_client(self) -> SoapClient:
 		if not self.soap_config:
@@ -74,6 +74,21 @@ class ConnectorRuntime:
 
 	def redact(self, text: str | None) -> str:
 		return redact_text(text or "", self.secrets)
+
+
+class RedisTokenCache:
+	"""OAuth2 access tokens shared by every worker of the site until shortly before they expire."""
+
+	prefix = "integration_hub:oauth_token:"
+
+	def get(self, key: str) -> str | None:
+		return frappe.cache.get_value(self.prefix + key)
+
+	def set(self, key: str, token: str, ttl: float) -> None:
+		frappe.cache.set_value(self.prefix + key, token, expires_in_sec=max(int(ttl), 1))
+
+	def delete(self, key: str) -> None:
+		frappe.cache.delete_value(self.prefix + key)
 
 
 def get_connector(name: str) -> ConnectorRuntime:
@@ -165,6 +180,12 @@ def wsdl_location(doc) -> str:
 			_("The WSDL file {0} attached to {1} is missing").format(doc.wsdl_file, doc.name)
 		)
 	return frappe.get_doc("File", file_name).get_full_path()
+
+
+def paused_until(name: str) -> datetime | None:
+	"""When the connector's circuit breaker holds deliveries back, until when; else None."""
+	until = frappe.db.get_value("Connector", name, "paused_until")
+	return get_datetime(until) if until and get_datetime(until) > now_datetime() else None
 
 
 def record_circuit_outcome(name: str, success: bool, error: str | None = None) -> None:

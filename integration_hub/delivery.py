@@ -13,7 +13,7 @@ from frappe import _
 from frappe.utils import now_datetime
 
 from integration_hub.bindings import get_binding, save_binding
-from integration_hub.connectors import ConnectorRuntime, get_connector, record_circuit_outcome
+from integration_hub.connectors import ConnectorRuntime, get_connector, paused_until, record_circuit_outcome
 from integration_hub.engine.errors import (
 	ConfigurationError,
 	GoneError,
@@ -66,11 +66,35 @@ def deliver_rows(rows: list) -> None:
 			finish(row, "Dead", error=error_text(error))
 	if not calls:
 		return
+	if hold_while_paused([call.row for call in calls], runtime.name):
+		return
 	if (mapping.batch_size or 1) > 1 and runtime.protocol == "REST":
 		send_batch(calls, mapping, runtime)
 	else:
-		for call in calls:
+		for position, call in enumerate(calls):
+			if position and hold_while_paused([c.row for c in calls[position:]], runtime.name):
+				return
 			send_one(call, mapping, runtime)
+
+
+def hold_while_paused(rows: list, connector: str) -> bool:
+	"""While the connector's circuit is open, give claimed rows back unsent and without spending an attempt."""
+	until = paused_until(connector)
+	if not until:
+		return False
+	for row in rows:
+		frappe.db.set_value(
+			"Sync Log",
+			row.name,
+			{
+				"status": "Queued" if row.attempts <= 1 else "Failed",
+				"attempts": row.attempts - 1,
+				"next_attempt_at": until,
+				"lease_expires_at": None,
+			},
+		)
+	frappe.db.commit()
+	return True
 
 
 def prepare_call(row, mapping, runtime: ConnectorRuntime) -> OutboundCall:

@@ -14,9 +14,8 @@ import time
 from datetime import timedelta
 
 import frappe
-from frappe.utils import add_to_date, now_datetime
+from frappe.utils import now_datetime
 
-from integration_hub.connectors import get_connector, record_circuit_outcome
 from integration_hub.delivery import deliver_rows
 from integration_hub.dispatch import enqueue_delivery
 
@@ -33,13 +32,19 @@ def deliver(connector: str | None = None, time_budget: float = JOB_TIME_BUDGET) 
 	delivered = 0
 	while time.monotonic() < deadline:
 		supersede_stale_rows(connector)
-		rows = claim_due_rows(connector)
+		probing = bool(connector) and circuit_is_open(connector)
+		rows = claim_due_rows(connector, limit=1 if probing else CLAIM_LIMIT)
 		if not rows:
 			break
 		for group in group_for_delivery(rows):
 			deliver_rows(group)
 			delivered += len(group)
 	return delivered
+
+
+def circuit_is_open(connector: str) -> bool:
+	"""After its pause, an open circuit lets a single probe row through before anything else."""
+	return frappe.db.get_value("Connector", connector, "circuit_state") in ("Open", "Half Open")
 
 
 def supersede_stale_rows(connector: str | None = None) -> int:

@@ -163,7 +163,8 @@ def test_backoff_spreads_over_the_whole_interval():
 def test_retry_after_wins_over_backoff_and_is_capped():
 	policy = RetryPolicy(base_delay=30.0, max_delay=600.0)
 	assert next_retry_delay(1, policy, 42.0) == 42.0
-	assert next_retry_delay(1, policy, 10_000.0) == 600.0
+	assert next_retry_delay(1, policy, 10_000.0) == 10_000.0
+	assert next_retry_delay(1, policy, 500_000.0) == 86_400.0
 	assert next_retry_delay(1, policy, -3.0) == 0.0
 	assert 0 <= next_retry_delay(4, policy, None, random.Random(1)) <= 240.0
 

@@ -165,15 +165,22 @@ def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None =
 	return (rng or random).uniform(0.0, max(ceiling, 0.0))
 
 
+MAX_RETRY_AFTER = 86400.0
+
+
 def next_retry_delay(
 	attempt: int,
 	policy: RetryPolicy,
 	retry_after: float | None,
 	rng: random.Random | None = None,
 ) -> float:
-	"""The remote's Retry-After wins when it gave one (capped at max_delay); otherwise backoff."""
+	"""The remote's Retry-After wins when it gave one, even past ``max_delay`` (up to a day); else backoff.
+
+	Retrying before the time the remote asked for only earns another refusal, so ``max_delay`` bounds
+	our own backoff, not the remote's explicit wish.
+	"""
 	if retry_after is not None:
-		return min(max(retry_after, 0.0), policy.max_delay)
+		return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
 	return backoff_delay(attempt, policy, rng)
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
-from frappe.utils import get_datetime, now_datetime
+from frappe.utils import add_to_date, get_datetime, now_datetime
 from frappe.utils.background_jobs import get_job
 
 from integration_hub.api.sync_log import retry
@@ -157,7 +157,7 @@ class TestOutboundInvoice(OutboundTestCase):
 
 	def test_retry_after_is_honoured(self):
 		server = self.start_server(lambda request: (429, {"Retry-After": "120"}, {"error": "slow down"}))
-		connector, _mapping = self.setup_invoice_sync(server.url, "429", backoff_max_seconds=300)
+		connector, _mapping = self.setup_invoice_sync(server.url, "429")
 		invoice = self.submit_invoice()
 		before = now_datetime()
 		deliver(connector)
@@ -217,6 +217,46 @@ class TestOutboundInvoice(OutboundTestCase):
 		self.assertEqual(
 			server.requests[0].headers["Idempotency-Key"], server.requests[1].headers["Idempotency-Key"]
 		)
+
+
+class TestOutboundCircuitBreaker(OutboundTestCase):
+	def test_repeated_failures_pause_the_connector_then_one_probe_reopens_it(self):
+		answers = {"status": 503}
+
+		def responder(request):
+			if answers["status"] == 503:
+				return 503, {}, {"error": "down for maintenance"}
+			return accounting_responder(request)
+
+		server = self.start_server(responder)
+		connector, _mapping = self.setup_invoice_sync(
+			server.url, "Circuit", circuit_failure_threshold=2, circuit_cooldown_seconds=600, max_attempts=10
+		)
+		invoices = [make_sales_invoice() for _ in range(4)]
+		frappe.db.commit()
+
+		deliver(connector)
+		self.assertEqual(len(server.requests), 2, "the circuit did not open after two failures")
+		state = frappe.db.get_value(
+			"Connector", connector, ["circuit_state", "paused_until", "health_status"], as_dict=True
+		)
+		self.assertEqual((state.circuit_state, state.health_status), ("Open", "Paused"))
+		self.assertGreater(get_datetime(state.paused_until), now_datetime())
+		waiting = [self.log_for(invoice) for invoice in invoices[2:]]
+		self.assertEqual([(row.status, row.attempts) for row in waiting], [("Queued", 0), ("Queued", 0)])
+
+		make_rows_due(connector)
+		deliver(connector)
+		self.assertEqual(len(server.requests), 2, "rows were sent while the connector was paused")
+
+		answers["status"] = 201
+		frappe.db.set_value("Connector", connector, "paused_until", add_to_date(now_datetime(), seconds=-1))
+		make_rows_due(connector)
+		deliver(connector)
+		self.assertEqual(len(server.requests), 6)
+		self.assertEqual({self.log_for(invoice).status for invoice in invoices}, {"Success"})
+		state = frappe.db.get_value("Connector", connector, ["circuit_state", "health_status"], as_dict=True)
+		self.assertEqual((state.circuit_state, state.health_status), ("Closed", "Healthy"))
 
 
 class TestOutboundWorkers(OutboundTestCase):

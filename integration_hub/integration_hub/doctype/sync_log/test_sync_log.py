@@ -5,6 +5,7 @@ import frappe
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_days, now_datetime
 
+from integration_hub.api.sync_log import cancel, retry
 from integration_hub.integration_hub.doctype.connector.test_connector import make_user
 from integration_hub.integration_hub.doctype.sync_log.sync_log import SyncLog
 from integration_hub.mappings import clear_outbound_index
@@ -62,3 +63,30 @@ class TestSyncLog(FrappeTestCase):
 		SyncLog.clear_old_logs(days=30)
 		self.assertFalse(frappe.db.exists("Sync Log", done.name))
 		self.assertTrue(frappe.db.exists("Sync Log", waiting.name))
+
+	def test_cancel_stops_waiting_rows_only(self):
+		waiting = sync_log(self.connector, "Queued").insert(ignore_permissions=True)
+		done = sync_log(self.connector, "Success").insert(ignore_permissions=True)
+		self.assertEqual(cancel([waiting.name]), {"cancelled": 1})
+		self.assertEqual(frappe.db.get_value("Sync Log", waiting.name, "status"), "Cancelled")
+		with self.assertRaisesRegex(frappe.ValidationError, "Only queued or failed rows"):
+			cancel([done.name])
+		self.assertEqual(frappe.db.get_value("Sync Log", done.name, "status"), "Success")
+
+	def test_retry_requeues_dead_rows_and_refuses_successful_ones(self):
+		dead = sync_log(self.connector, "Dead", attempts=8, error="HTTP 400").insert(ignore_permissions=True)
+		done = sync_log(self.connector, "Success").insert(ignore_permissions=True)
+		self.assertEqual(retry([dead.name]), {"queued": 1})
+		row = frappe.db.get_value("Sync Log", dead.name, ["status", "attempts", "error"], as_dict=True)
+		self.assertEqual((row.status, row.attempts, row.error), ("Queued", 0, None))
+		with self.assertRaisesRegex(frappe.ValidationError, "can be retried"):
+			retry([done.name])
+
+	def test_people_without_the_role_cannot_retry_or_cancel(self):
+		dead = sync_log(self.connector, "Dead").insert(ignore_permissions=True)
+		frappe.set_user(make_user("ih-plain-user@example.com", ["Accounts User"]))
+		for action in (retry, cancel):
+			with self.subTest(action=action.__name__), self.assertRaises(frappe.PermissionError):
+				action([dead.name])
+		frappe.set_user("Administrator")
+		self.assertEqual(frappe.db.get_value("Sync Log", dead.name, "status"), "Dead")
