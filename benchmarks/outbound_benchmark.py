@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
 		measure_delivery(args.deliveries, mapping, batch_mapping, webhook, single, batched, server)
 	finally:
 		server.stop()
-		set_modes(None, "IH Bench Invoices", "IH Bench Invoices Batched", None)
+		set_modes(None, "IH Bench Invoices", "IH Bench Invoices Batched", WEBHOOK_NAME)
 		frappe.db.commit()
 
 
@@ -78,16 +78,16 @@ def respond(request):
 	if request.path == "/invoices/batch":
 		records = request.json()["records"]
 		return 200, {}, {"results": [{"id": f"B-{r['invoice_number']}"} for r in records]}
-	return 201, {}, {"id": f"R-{len(request.body)}"}
+	return 201, {}, {"id": f"R-{request.json()['invoice_number']}"}
 
 
 def make_webhook(url: str) -> str:
-	name = frappe.db.get_value("Webhook", {"webhook_doctype": "Sales Invoice", "request_url": f"{url}/webhook"})
-	if name:
-		return name
+	if frappe.db.exists("Webhook", WEBHOOK_NAME):
+		frappe.delete_doc("Webhook", WEBHOOK_NAME, force=True, ignore_permissions=True)
 	doc = frappe.get_doc(
 		{
 			"doctype": "Webhook",
+			"__newname": WEBHOOK_NAME,
 			"webhook_doctype": "Sales Invoice",
 			"webhook_docevent": "on_submit",
 			"request_url": f"{url}/webhook",
@@ -101,6 +101,7 @@ def make_webhook(url: str) -> str:
 	return doc.name
 
 
+WEBHOOK_NAME = "IH Bench Webhook"
 WEBHOOK_BODY = """{
  "invoice_number": {{ doc.name | tojson }},
  "customer": {{ doc.customer | tojson }},
@@ -125,7 +126,9 @@ def set_modes(mapping: str | None, *others) -> None:
 	frappe.db.commit()
 	clear_outbound_index()
 	frappe.cache.delete_value("webhooks")
-	frappe.clear_document_cache("Mapping", mapping) if mapping and frappe.db.exists("Mapping", mapping) else None
+	frappe.clear_document_cache("Mapping", mapping) if mapping and frappe.db.exists(
+		"Mapping", mapping
+	) else None
 
 
 def new_invoice():
@@ -206,7 +209,7 @@ def measure_delivery(count, mapping, batch_mapping, webhook, single, batched, se
 	for label, rate in rates.items():
 		print(f"{label:>38}: {rate:9.1f}/s   ratio to Frappe Webhook {rate / base:6.2f}x")
 
-	payloads = [request.json() for request in server.requests[-count:]][:count]
+	payloads = [request.json() for request in server.requests if request.path == "/invoices"][-count:]
 	session = requests.Session()
 	started = time.perf_counter()
 	for payload in payloads:

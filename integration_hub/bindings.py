@@ -31,6 +31,20 @@ def get_binding(connector: str, doctype: str, name: str, remote_object_type: str
 	)
 
 
+def get_bindings(
+	connector: str, doctype: str, names: list[str], remote_object_type: str | None = None
+) -> dict:
+	"""{reference name: binding} for many documents in one query."""
+	if not names:
+		return {}
+	rows = frappe.get_all(
+		"Integration Binding",
+		filters=binding_filters(connector, doctype, remote_object_type) | {"reference_name": ("in", names)},
+		fields=["name", "reference_name", "external_id", "last_payload_hash"],
+	)
+	return {row.reference_name: row for row in rows}
+
+
 def find_document(connector: str, doctype: str, external_id: str, remote_object_type: str | None = None):
 	"""The ERPNext document bound to a remote id, or None."""
 	filters = binding_filters(connector, doctype, remote_object_type) | {"external_id": external_id}
@@ -47,7 +61,11 @@ def save_binding(
 	mapping: str | None = None,
 	payload_hash: str | None = None,
 ) -> str:
-	"""Create or update the binding of one document; keeps the known remote id when none is given."""
+	"""Create or update the binding of one document; keeps the known remote id when none is given.
+
+	Written straight to the table: the unique indexes, not Python validation, decide what may exist,
+	and a worker saving thousands of bindings should not pay for link checks it cannot fail.
+	"""
 	existing = get_binding(connector, doctype, name, remote_object_type)
 	values = {"last_synced_at": now_datetime(), "last_payload_hash": payload_hash, "mapping": mapping}
 	if existing:
@@ -57,14 +75,19 @@ def save_binding(
 		return existing.name
 	if not external_id:
 		return ""
-	binding = frappe.get_doc(
+	binding = frappe.new_doc("Integration Binding")
+	binding.update(
 		{
-			"doctype": "Integration Binding",
 			**binding_filters(connector, doctype, remote_object_type),
 			"reference_name": name,
-			"external_id": str(external_id),
+			"external_id": str(external_id).strip(),
+			"owner": frappe.session.user,
+			"creation": values["last_synced_at"],
+			"modified": values["last_synced_at"],
+			"modified_by": frappe.session.user,
 			**values,
 		}
 	)
-	binding.insert(ignore_permissions=True)
+	binding.name = frappe.generate_hash(length=10)
+	binding.db_insert()
 	return binding.name

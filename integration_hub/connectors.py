@@ -111,6 +111,13 @@ def connector_secrets(doc) -> dict[str, str]:
 	}
 
 
+def secret_values(name: str) -> list[str]:
+	"""Every secret of a connector, for scrubbing text that must never show them."""
+	if not name or not frappe.db.exists("Connector", name):
+		return []
+	return [value for value in connector_secrets(frappe.get_cached_doc("Connector", name)).values() if value]
+
+
 def build_runtime(doc) -> ConnectorRuntime:
 	secrets = connector_secrets(doc)
 	runtime = ConnectorRuntime(

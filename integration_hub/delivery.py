@@ -12,8 +12,9 @@ import frappe
 from frappe import _
 from frappe.utils import now_datetime
 
-from integration_hub.bindings import get_binding, save_binding
+from integration_hub.bindings import find_document, get_bindings, save_binding
 from integration_hub.connectors import ConnectorRuntime, get_connector, paused_until, record_circuit_outcome
+from integration_hub.documents import load_documents
 from integration_hub.engine.errors import (
 	ConfigurationError,
 	GoneError,
@@ -24,7 +25,7 @@ from integration_hub.engine.errors import (
 )
 from integration_hub.engine.mapping import extract, payload_hash, render_template
 from integration_hub.engine.policy import next_retry_delay
-from integration_hub.mappings import compile_mapping_doc
+from integration_hub.mappings import compile_mapping_doc, tables_read_by
 
 RESPONSE_EXCERPT = 2000
 INTEGER_FIELDS = frozenset({"http_status", "duration_ms"})
@@ -56,14 +57,22 @@ def deliver_rows(rows: list) -> None:
 		for row in rows:
 			finish(row, "Dead", error=_("Connector cannot be used: {0}").format(error_text(error)))
 		return
+	documents = load_group_documents(rows, mapping)
+	bindings = get_bindings(
+		runtime.name,
+		rows[0].reference_doctype,
+		[row.reference_name for row in rows],
+		mapping.remote_object_type,
+	)
 	calls = []
 	for row in rows:
 		try:
-			calls.append(prepare_call(row, mapping, runtime))
+			calls.append(prepare_call(row, mapping, runtime, documents, bindings.get(row.reference_name)))
 		except SkipRow as reason:
-			finish(row, "Skipped", error=str(reason))
+			finish(row, "Skipped", error=str(reason), commit=False)
 		except IntegrationError as error:
-			finish(row, "Dead", error=error_text(error))
+			finish(row, "Dead", error=error_text(error), commit=False)
+	frappe.db.commit()
 	if not calls:
 		return
 	if hold_while_paused([call.row for call in calls], runtime.name):
@@ -97,12 +106,27 @@ def hold_while_paused(rows: list, connector: str) -> bool:
 	return True
 
 
-def prepare_call(row, mapping, runtime: ConnectorRuntime) -> OutboundCall:
+def load_group_documents(rows: list, mapping) -> dict[str, dict]:
+	"""The documents of a group of rows of one mapping: snapshots for deleted ones, the rest from the database."""
+	documents = {row.name: json.loads(row.payload) for row in rows if row.payload}
+	live = [row for row in rows if not row.payload]
+	if live:
+		loaded = load_documents(
+			live[0].reference_doctype, [row.reference_name for row in live], tables_read_by(mapping)
+		)
+		documents.update(
+			{row.name: loaded[row.reference_name] for row in live if row.reference_name in loaded}
+		)
+	return documents
+
+
+def prepare_call(row, mapping, runtime: ConnectorRuntime, documents: dict, binding) -> OutboundCall:
 	operation = next((op for op in mapping.events if op.event == row.event), None)
 	if operation is None:
 		raise ConfigurationError(_("Mapping {0} no longer sends on {1}").format(mapping.name, row.event))
-	document = load_document(row)
-	binding = get_binding(runtime.name, row.reference_doctype, row.reference_name, mapping.remote_object_type)
+	document = documents.get(row.name)
+	if document is None:
+		raise SkipRow(_("{0} {1} no longer exists").format(_(row.reference_doctype), row.reference_name))
 	remote_id = binding.external_id if binding else None
 	context = {
 		"event": row.event,
@@ -136,14 +160,6 @@ def prepare_call(row, mapping, runtime: ConnectorRuntime) -> OutboundCall:
 		remote_id=remote_id,
 		payload_hash=digest,
 	)
-
-
-def load_document(row) -> dict:
-	if row.payload:
-		return json.loads(row.payload)
-	if not frappe.db.exists(row.reference_doctype, row.reference_name):
-		raise SkipRow(_("{0} {1} no longer exists").format(_(row.reference_doctype), row.reference_name))
-	return frappe.get_doc(row.reference_doctype, row.reference_name).as_dict(convert_dates_to_str=True)
 
 
 def send_one(call: OutboundCall, mapping, runtime: ConnectorRuntime) -> None:
@@ -187,24 +203,33 @@ def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) ->
 	body = {mapping.batch_records_key: payloads} if mapping.batch_records_key else payloads
 	batch_key = "ih-batch-" + payload_hash(sorted(call.idempotency_key for call in calls))[:32]
 	client = runtime.rest_client()
-	request_log = client.prepare_preview("POST", mapping.batch_path, json=body, idempotency_key=batch_key)
+	preview = client.prepare_preview("POST", mapping.batch_path, idempotency_key=batch_key)
 	batch_id = batch_key
 	for call in calls:
-		call.request_log = request_log
+		call.request_log = {**preview, "body": call.payload, "batch_size": len(calls)}
 	try:
 		response = client.request("POST", mapping.batch_path, json=body, idempotency_key=batch_key)
 		response.raise_for_outcome()
 	except TransportError as error:
 		for call in calls:
 			record_failure(
-				call, mapping, runtime, error, elapsed_ms(started), batch_id=batch_id, count_circuit=False
+				call, mapping, runtime, error, elapsed_ms(started), batch_id=batch_id, in_batch=True
 			)
+		frappe.db.commit()
 		if error.retryable:
 			record_circuit_outcome(runtime.name, success=False, error=error_text(error))
 		return
 	except IntegrationError as error:
 		for call in calls:
-			finish(call.row, "Dead", error=error_text(error), request=request_log, batch_id=batch_id)
+			finish(
+				call.row,
+				"Dead",
+				commit=False,
+				error=error_text(error),
+				request=call.request_log,
+				batch_id=batch_id,
+			)
+		frappe.db.commit()
 		return
 	data = response.json()
 	results = extract(data, mapping.batch_results_path) if mapping.batch_results_path else None
@@ -216,8 +241,9 @@ def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) ->
 			finish(
 				call.row,
 				"Dead",
+				commit=False,
 				error=str(item_error),
-				request=request_log,
+				request=call.request_log,
 				http_status=response.status_code,
 				response=body_text,
 				batch_id=batch_id,
@@ -232,10 +258,15 @@ def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) ->
 			result,
 			elapsed_ms(started),
 			batch_id=batch_id,
+			in_batch=True,
 		)
+	frappe.db.commit()
+	record_circuit_outcome(runtime.name, success=True)
 
 
-def record_success(call, mapping, runtime, status, body_text, response_data, duration_ms, batch_id=None):
+def record_success(
+	call, mapping, runtime, status, body_text, response_data, duration_ms, batch_id=None, in_batch=False
+):
 	row = call.row
 	remote_id = None
 	if mapping.remote_id_path and response_data is not None:
@@ -244,18 +275,39 @@ def record_success(call, mapping, runtime, status, body_text, response_data, dur
 		except MappingError:
 			remote_id = None
 	remote_id = str(remote_id) if remote_id not in (None, "") else call.remote_id
-	save_binding(
-		runtime.name,
-		row.reference_doctype,
-		row.reference_name,
-		remote_id,
-		remote_object_type=mapping.remote_object_type,
-		mapping=mapping.name,
-		payload_hash=call.payload_hash,
-	)
+	frappe.db.savepoint("integration_hub_binding")
+	try:
+		save_binding(
+			runtime.name,
+			row.reference_doctype,
+			row.reference_name,
+			remote_id,
+			remote_object_type=mapping.remote_object_type,
+			mapping=mapping.name,
+			payload_hash=call.payload_hash,
+		)
+	except frappe.UniqueValidationError:
+		frappe.db.rollback(save_point="integration_hub_binding")
+		owner = find_document(runtime.name, row.reference_doctype, remote_id, mapping.remote_object_type)
+		finish(
+			row,
+			"Dead",
+			error=_(
+				"The remote accepted the request but answered with id {0}, which already belongs to {1} {2}"
+			).format(remote_id, _(row.reference_doctype), owner),
+			http_status=status,
+			response=runtime.redact(body_text),
+			request=call.request_log,
+			external_id=remote_id,
+			duration_ms=duration_ms,
+			batch_id=batch_id,
+			commit=not in_batch,
+		)
+		return
 	finish(
 		row,
 		"Success",
+		commit=not in_batch,
 		http_status=status,
 		response=runtime.redact(body_text),
 		request=call.request_log,
@@ -263,15 +315,15 @@ def record_success(call, mapping, runtime, status, body_text, response_data, dur
 		duration_ms=duration_ms,
 		batch_id=batch_id,
 	)
-	record_circuit_outcome(runtime.name, success=True)
+	if not in_batch:
+		record_circuit_outcome(runtime.name, success=True)
 
 
-def record_failure(
-	call, mapping, runtime, error: TransportError, duration_ms, batch_id=None, count_circuit=True
-):
+def record_failure(call, mapping, runtime, error: TransportError, duration_ms, batch_id=None, in_batch=False):
 	row = call.row
 	message = error_text(error)
 	common = {
+		"commit": not in_batch,
 		"http_status": error.status_code,
 		"response": runtime.redact(error.response_excerpt or ""),
 		"request": call.request_log,
@@ -299,12 +351,12 @@ def record_failure(
 		finish(
 			row, "Failed", error=message, next_attempt_at=now_datetime() + timedelta(seconds=delay), **common
 		)
-	if count_circuit and error.retryable:
+	if not in_batch and error.retryable:
 		record_circuit_outcome(runtime.name, success=False, error=message)
 
 
-def finish(row, status: str, **values) -> None:
-	"""Record a row's outcome and commit it at once, so a crash after this line loses nothing."""
+def finish(row, status: str, commit: bool = True, **values) -> None:
+	"""Record a row's outcome; committed at once unless the caller commits a whole batch together."""
 	update = {"status": status, "lease_expires_at": None}
 	for key, value in values.items():
 		if key in INTEGER_FIELDS:
@@ -315,7 +367,8 @@ def finish(row, status: str, **values) -> None:
 	if status == "Success":
 		update["error"] = None
 	frappe.db.set_value("Sync Log", row.name, update)
-	frappe.db.commit()
+	if commit:
+		frappe.db.commit()
 
 
 def error_text(error: Exception) -> str:

@@ -55,6 +55,17 @@ def compile_mapping_doc(mapping) -> tuple[CompiledMapping, object]:
 	return _compiled[key]
 
 
+def tables_read_by(mapping) -> frozenset[str] | None:
+	"""Child tables the mapping's rows read, or None when a template or expression may read any of them."""
+	if mapping.body_template or any(row.source_type == "Expression" for row in mapping.fields):
+		return None
+	return frozenset(
+		(row.source or "").split(".", 1)[0].split("[", 1)[0]
+		for row in mapping.fields
+		if row.source_type in ("Field", "Path")
+	)
+
+
 def get_outbound_index() -> dict[str, dict[str, list[str]]]:
 	"""{doctype: {event: [mapping names]}} of enabled outbound mappings; cached until a Mapping changes."""
 	return frappe.cache.get_value(OUTBOUND_INDEX_KEY, build_outbound_index)

@@ -16,12 +16,15 @@ from datetime import timedelta
 import frappe
 from frappe.utils import now_datetime
 
+from integration_hub.connectors import secret_values
 from integration_hub.delivery import deliver_rows
 from integration_hub.dispatch import enqueue_delivery
+from integration_hub.engine.redact import redact_text
 
 LEASE_SECONDS = 300
 CLAIM_LIMIT = 50
 JOB_TIME_BUDGET = 240
+UNEXPECTED_ERROR_DELAY = 300
 OPEN_STATUSES = ("Queued", "Failed", "Running")
 COALESCED_EVENTS = ("on_update", "on_update_after_submit")
 
@@ -29,17 +32,47 @@ COALESCED_EVENTS = ("on_update", "on_update_after_submit")
 def deliver(connector: str | None = None, time_budget: float = JOB_TIME_BUDGET) -> int:
 	"""Deliver due rows (of one connector, or all) until none are due or the time budget is spent."""
 	deadline = time.monotonic() + time_budget
-	delivered = 0
+	attempted: set[str] = set()
 	while time.monotonic() < deadline:
 		supersede_stale_rows(connector)
 		probing = bool(connector) and circuit_is_open(connector)
-		rows = claim_due_rows(connector, limit=1 if probing else CLAIM_LIMIT)
+		rows = claim_due_rows(connector, limit=1 if probing else CLAIM_LIMIT, exclude=attempted)
 		if not rows:
 			break
+		attempted.update(row.name for row in rows)
 		for group in group_for_delivery(rows):
-			deliver_rows(group)
-			delivered += len(group)
+			deliver_group_safely(group)
+	delivered = len(attempted)
 	return delivered
+
+
+def deliver_group_safely(rows: list[frappe._dict]) -> None:
+	"""Deliver one group; an unexpected error fails only these rows (retried later), never the whole job."""
+	try:
+		deliver_rows(rows)
+	except Exception:
+		frappe.db.rollback()
+		error = frappe.log_error(
+			title="Integration Hub delivery failed",
+			message=redact_text(frappe.get_traceback(), secret_values(rows[0].connector)),
+			reference_doctype="Sync Log",
+			reference_name=rows[0].name,
+		)
+		frappe.db.sql(
+			"""
+			update `tabSync Log`
+			set status = 'Failed', next_attempt_at = %(retry_at)s, lease_expires_at = null,
+				error = %(error)s, modified = %(now)s
+			where name in %(names)s and status = 'Running'
+			""",
+			{
+				"names": [row.name for row in rows],
+				"retry_at": now_datetime() + timedelta(seconds=UNEXPECTED_ERROR_DELAY),
+				"error": f"Unexpected error while delivering; see Error Log {error.name}",
+				"now": now_datetime(),
+			},
+		)
+		frappe.db.commit()
 
 
 def circuit_is_open(connector: str) -> bool:
@@ -76,10 +109,18 @@ def supersede_stale_rows(connector: str | None = None) -> int:
 	return count
 
 
-def claim_due_rows(connector: str | None = None, limit: int = CLAIM_LIMIT) -> list[frappe._dict]:
-	"""Lock, mark Running and return the oldest due rows no other worker holds."""
+def claim_due_rows(
+	connector: str | None = None, limit: int = CLAIM_LIMIT, exclude: set[str] | frozenset[str] = frozenset()
+) -> list[frappe._dict]:
+	"""Lock, mark Running and return the oldest due rows no other worker holds.
+
+	``exclude`` holds rows this job already tried: a row that failed waits for its next attempt in a
+	later job even when its backoff is short, so one job never spins on a failing remote.
+	"""
 	now = now_datetime()
 	connector_condition = "and log.connector = %(connector)s" if connector else ""
+	if exclude:
+		connector_condition += " and log.name not in %(exclude)s"
 	names = frappe.db.sql_list(
 		f"""
 		select log.name from `tabSync Log` log
@@ -103,7 +144,13 @@ def claim_due_rows(connector: str | None = None, limit: int = CLAIM_LIMIT) -> li
 		limit %(limit)s
 		for update skip locked
 		""",
-		{"connector": connector, "now": now, "limit": limit, "open_statuses": OPEN_STATUSES},
+		{
+			"connector": connector,
+			"now": now,
+			"limit": limit,
+			"open_statuses": OPEN_STATUSES,
+			"exclude": tuple(exclude),
+		},
 	)
 	if not names:
 		frappe.db.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import frappe
 from frappe import _
 
-from integration_hub.connectors import connector_secrets, get_connector, record_circuit_outcome
+from integration_hub.connectors import get_connector, record_circuit_outcome, secret_values
 from integration_hub.engine.errors import IntegrationError
 from integration_hub.engine.redact import redact_text
 
@@ -19,7 +19,7 @@ def test_connection(connector: str) -> dict:
 		result = probe(doc.name, doc.health_check_method or "GET", doc.health_check_path or "/")
 	except IntegrationError as error:
 		result = {"ok": False, "message": error.message}
-	result["message"] = redact_text(result["message"], [v for v in connector_secrets(doc).values() if v])
+	result["message"] = redact_text(result["message"], secret_values(doc.name))
 	if result["ok"]:
 		record_circuit_outcome(doc.name, success=True)
 	return result

@@ -21,7 +21,9 @@ def load_rows(names, fields: list[str]) -> list:
 	if not names:
 		frappe.throw(_("Select at least one Sync Log row."))
 	frappe.has_permission("Sync Log", "write", throw=True)
-	rows = frappe.get_all("Sync Log", filters={"name": ("in", list(names))}, fields=["name", "status", *fields])
+	rows = frappe.get_all(
+		"Sync Log", filters={"name": ("in", list(names))}, fields=["name", "status", *fields]
+	)
 	if len(rows) != len(set(names)):
 		frappe.throw(_("Some of the selected Sync Log rows no longer exist."))
 	for row in rows:
@@ -60,7 +62,11 @@ def cancel(names) -> dict:
 	set_status_where(
 		[row.name for row in rows],
 		CANCELLABLE_STATUSES,
-		{"status": "Cancelled", "next_attempt_at": None, "error": _("Cancelled by {0}").format(frappe.session.user)},
+		{
+			"status": "Cancelled",
+			"next_attempt_at": None,
+			"error": _("Cancelled by {0}").format(frappe.session.user),
+		},
 	)
 	return {"cancelled": len(rows)}
 

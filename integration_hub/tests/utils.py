@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 
 import frappe
 from frappe.utils import add_days, add_to_date, now_datetime, nowdate
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from integration_hub.api.mapping import load_template
 
 SERVER_MAX_LIFETIME = 300
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+	def log_request(self, code="-", size="-"):
+		"""Tests read what the server recorded; a line per request on stderr only hides failures."""
 
 
 @dataclass
@@ -48,7 +53,9 @@ class RecordingServer:
 
 	def __post_init__(self):
 		self._lock = threading.Lock()
-		self._server = make_server("127.0.0.1", self.port, self._app, threaded=True)
+		self._server = make_server(
+			"127.0.0.1", self.port, self._app, threaded=True, request_handler=QuietRequestHandler
+		)
 		self.port = self._server.server_port
 		self.url = f"http://127.0.0.1:{self.port}"
 		self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
