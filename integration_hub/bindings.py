@@ -8,6 +8,9 @@ from __future__ import annotations
 import frappe
 from frappe.utils import now_datetime
 
+LOOK_UP = object()
+"""Passed as ``existing`` when the caller has not already read the binding."""
+
 
 def binding_filters(connector: str, doctype: str, remote_object_type: str | None) -> dict:
 	return {
@@ -60,18 +63,20 @@ def save_binding(
 	remote_object_type: str | None = None,
 	mapping: str | None = None,
 	payload_hash: str | None = None,
+	existing=LOOK_UP,
 ) -> str:
 	"""Create or update the binding of one document; keeps the known remote id when none is given.
 
 	Written straight to the table: the unique indexes, not Python validation, decide what may exist,
 	and a worker saving thousands of bindings should not pay for link checks it cannot fail.
 	"""
-	existing = get_binding(connector, doctype, name, remote_object_type)
+	if existing is LOOK_UP:
+		existing = get_binding(connector, doctype, name, remote_object_type)
 	values = {"last_synced_at": now_datetime(), "last_payload_hash": payload_hash, "mapping": mapping}
 	if existing:
 		if external_id:
 			values["external_id"] = str(external_id)
-		frappe.db.set_value("Integration Binding", existing.name, values)
+		frappe.db.set_value("Integration Binding", existing.name, values, update_modified=False)
 		return existing.name
 	if not external_id:
 		return ""

@@ -45,6 +45,7 @@ class OutboundCall:
 	idempotency_key: str
 	remote_id: str | None
 	payload_hash: str | None
+	binding: Any = None
 	request_log: dict = field(default_factory=dict)
 
 
@@ -159,6 +160,7 @@ def prepare_call(row, mapping, runtime: ConnectorRuntime, documents: dict, bindi
 		idempotency_key=row.idempotency_key,
 		remote_id=remote_id,
 		payload_hash=digest,
+		binding=binding,
 	)
 
 
@@ -285,6 +287,7 @@ def record_success(
 			remote_object_type=mapping.remote_object_type,
 			mapping=mapping.name,
 			payload_hash=call.payload_hash,
+			existing=call.binding,
 		)
 	except frappe.UniqueValidationError:
 		frappe.db.rollback(save_point="integration_hub_binding")
@@ -366,7 +369,12 @@ def finish(row, status: str, commit: bool = True, **values) -> None:
 		update[key] = value
 	if status == "Success":
 		update["error"] = None
-	frappe.db.set_value("Sync Log", row.name, update)
+	update["modified"] = now_datetime()
+	log = frappe.qb.DocType("Sync Log")
+	query = frappe.qb.update(log).where(log.name == row.name)
+	for field_name, value in update.items():
+		query = query.set(log[field_name], value)
+	query.run()
 	if commit:
 		frappe.db.commit()
 
