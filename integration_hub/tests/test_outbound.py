@@ -22,6 +22,7 @@ from integration_hub.tests.utils import (
 	default_company,
 	free_port,
 	make_connector,
+	make_customer,
 	make_item,
 	make_mapping_from_template,
 	make_rows_due,
@@ -124,6 +125,37 @@ class TestOutboundInvoice(OutboundTestCase):
 		self.assertEqual((void.method, void.path), ("POST", f"/invoices/ACC-{invoice.name}/void"))
 		self.assertEqual(self.log_for(invoice, "on_cancel").status, "Success")
 
+	def test_secrets_never_reach_the_sync_log(self):
+		secret = "outbound-secret-token-7c1d"
+
+		def echo_auth(request):
+			if request.headers.get("Authorization") != f"Bearer {secret}":
+				return 401, {}, {"error": "bad token"}
+			return (
+				400,
+				{},
+				{"error": f"rejected request with Authorization {request.headers['Authorization']}"},
+			)
+
+		server = self.start_server(echo_auth)
+		connector, _mapping = self.setup_invoice_sync(
+			server.url, "Secret", auth_type="Bearer Token", bearer_token=secret
+		)
+		invoice = self.submit_invoice()
+		deliver(connector)
+		self.assertEqual(len(server.requests), 1)
+		log = self.log_for(invoice)
+		self.assertEqual(log.status, "Dead")
+		self.assertIn("rejected request", log.error)
+		request = json.loads(log.request)
+		self.assertEqual(request["headers"]["Authorization"], "********")
+		self.assertEqual(request["headers"]["Idempotency-Key"], log.idempotency_key)
+		stored = json.dumps(
+			frappe.get_all("Sync Log", filters={"connector": connector}, fields=["*"]), default=str
+		)
+		self.assertNotIn(secret, stored)
+		self.assertNotIn(secret, json.dumps(frappe.get_all("Error Log", fields=["*"]), default=str))
+
 	def test_remote_down_at_submit_then_delivered_once(self):
 		port = free_port()
 		connector, _mapping = self.setup_invoice_sync(f"http://127.0.0.1:{port}", "Down")
@@ -217,6 +249,44 @@ class TestOutboundInvoice(OutboundTestCase):
 		self.assertEqual(
 			server.requests[0].headers["Idempotency-Key"], server.requests[1].headers["Idempotency-Key"]
 		)
+
+
+class TestOutboundOrdering(OutboundTestCase):
+	def test_rows_of_one_document_go_out_in_order(self):
+		server = self.start_server()
+		connector, _mapping = self.setup_invoice_sync(server.url, "Order")
+		invoice = self.submit_invoice()
+		invoice.reload()
+		invoice.cancel()
+		frappe.db.commit()
+		deliver(connector)
+		self.assertEqual(
+			[(r.method, r.path) for r in server.requests],
+			[("POST", "/invoices"), ("POST", f"/invoices/ACC-{invoice.name}/void")],
+		)
+
+	def test_an_older_version_never_overwrites_a_newer_one(self):
+		server = self.start_server(lambda request: (200, {}, {"id": "CRM-1"}))
+		connector = make_connector(f"{self.connector_name} CRM", server.url)
+		make_mapping_from_template("customer_to_crm", connector)
+		frappe.db.commit()
+		customer = frappe.get_doc("Customer", make_customer("IH Ordering Customer"))
+		for territory_name in ("First Version", "Second Version", "Third Version"):
+			customer.customer_details = territory_name
+			customer.save(ignore_permissions=True)
+			frappe.db.commit()
+		deliver(connector)
+		self.assertEqual(len(server.requests), 1, [r.json() for r in server.requests])
+		rows = sync_logs_for("Customer", customer.name)
+		self.assertEqual(rows[-1].status, "Success")
+		self.assertTrue(all(row.status == "Skipped" and "Superseded" in row.error for row in rows[:-1]), rows)
+		self.assertEqual(server.requests[0].json()["external_id"], customer.name)
+
+		customer.customer_name = "IH Ordering Customer Renamed"
+		customer.save(ignore_permissions=True)
+		frappe.db.commit()
+		deliver(connector)
+		self.assertEqual(server.requests[-1].json()["name"], "IH Ordering Customer Renamed")
 
 
 class TestOutboundCircuitBreaker(OutboundTestCase):
