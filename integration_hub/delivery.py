@@ -25,7 +25,7 @@ from integration_hub.engine.errors import (
 )
 from integration_hub.engine.mapping import extract, payload_hash, render_template
 from integration_hub.engine.policy import next_retry_delay
-from integration_hub.mappings import compile_mapping_doc, tables_read_by
+from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, tables_read_by
 
 RESPONSE_EXCERPT = 2000
 INTEGER_FIELDS = frozenset({"http_status", "duration_ms"})
@@ -335,6 +335,7 @@ def record_failure(call, mapping, runtime, error: TransportError, duration_ms, b
 	}
 	if isinstance(error, GoneError):
 		frappe.db.set_value("Mapping", mapping.name, "enabled", 0)
+		clear_outbound_index()
 		finish(
 			row,
 			"Dead",

@@ -15,7 +15,7 @@ from frappe.utils import add_to_date, get_datetime, now_datetime
 from frappe.utils.background_jobs import get_job
 
 from integration_hub.api.sync_log import retry
-from integration_hub.mappings import clear_outbound_index
+from integration_hub.mappings import clear_outbound_index, get_outbound_index
 from integration_hub.outbox import deliver, release_expired_leases
 from integration_hub.tests.utils import (
 	RecordingServer,
@@ -175,6 +175,20 @@ class TestOutboundInvoice(OutboundTestCase):
 		deliver(connector)
 		self.assertEqual(len(server.requests), 1)
 		self.assertEqual(self.log_for(invoice).status, "Success")
+
+	def test_gone_endpoint_disables_the_mapping(self):
+		server = self.start_server(lambda request: (410, {}, {"error": "this API version was retired"}))
+		connector, mapping = self.setup_invoice_sync(server.url, "Gone")
+		invoice = self.submit_invoice()
+		deliver(connector)
+		log = self.log_for(invoice)
+		self.assertEqual((log.status, log.http_status), ("Dead", 410))
+		self.assertIn("disabled", log.error)
+		self.assertIn("this API version was retired", log.error)
+		self.assertEqual(frappe.db.get_value("Mapping", mapping, "enabled"), 0)
+		self.assertNotIn(mapping, get_outbound_index().get("Sales Invoice", {}).get("on_submit", []))
+		later = self.submit_invoice()
+		self.assertEqual(sync_logs_for("Sales Invoice", later.name), [])
 
 	def test_rolled_back_submit_leaves_no_row_and_sends_nothing(self):
 		server = self.start_server()
