@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import frappe
 from frappe import _
@@ -15,6 +15,7 @@ from integration_hub.engine.policy import (
 	CircuitPolicy,
 	CircuitState,
 	RetryPolicy,
+	circuit_allows,
 	circuit_record_failure,
 	circuit_record_success,
 )
@@ -225,7 +226,8 @@ def record_circuit_outcome(name: str, success: bool, error: str | None = None) -
 			failure_threshold=row.circuit_failure_threshold or 0,
 			cooldown_seconds=float(row.circuit_cooldown_seconds or 0),
 		)
-		new_state = circuit_record_failure(state, policy, now)
+		_allowed, probing_state = circuit_allows(state, now, policy)
+		new_state = circuit_record_failure(probing_state, policy, now)
 	values = {
 		"circuit_state": {v: k for k, v in CIRCUIT_STATES.items()}[new_state.state],
 		"consecutive_failures": new_state.consecutive_failures,

@@ -20,7 +20,6 @@ from integration_hub.engine.errors import (
 	GoneError,
 	IntegrationError,
 	MappingError,
-	RetryableError,
 	TransportError,
 )
 from integration_hub.engine.mapping import extract, payload_hash, render_template

@@ -333,11 +333,18 @@ class TestOutboundCircuitBreaker(OutboundTestCase):
 		deliver(connector)
 		self.assertEqual(len(server.requests), 2, "rows were sent while the connector was paused")
 
+		frappe.db.set_value("Connector", connector, "paused_until", add_to_date(now_datetime(), seconds=-1))
+		make_rows_due(connector)
+		deliver(connector)
+		self.assertEqual(len(server.requests), 3, "after the pause exactly one probe should go out")
+		paused_again = frappe.db.get_value("Connector", connector, "paused_until")
+		self.assertGreater(get_datetime(paused_again), add_to_date(now_datetime(), seconds=500))
+
 		answers["status"] = 201
 		frappe.db.set_value("Connector", connector, "paused_until", add_to_date(now_datetime(), seconds=-1))
 		make_rows_due(connector)
 		deliver(connector)
-		self.assertEqual(len(server.requests), 6)
+		self.assertEqual(len(server.requests), 7)
 		self.assertEqual({self.log_for(invoice).status for invoice in invoices}, {"Success"})
 		state = frappe.db.get_value("Connector", connector, ["circuit_state", "health_status"], as_dict=True)
 		self.assertEqual((state.circuit_state, state.health_status), ("Closed", "Healthy"))
