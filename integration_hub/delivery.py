@@ -10,6 +10,7 @@ from typing import Any
 
 import frappe
 from frappe import _
+from frappe.query_builder import Case
 from frappe.utils import now_datetime
 
 from integration_hub.bindings import find_document, get_bindings, save_binding
@@ -235,6 +236,7 @@ def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) ->
 	data = response.json()
 	results = extract(data, mapping.batch_results_path) if mapping.batch_results_path else None
 	body_text = response.text_excerpt(RESPONSE_EXCERPT)
+	successes = []
 	for position, call in enumerate(calls):
 		result = results[position] if isinstance(results, list) and position < len(results) else None
 		item_error = result.get("error") if isinstance(result, dict) else None
@@ -249,33 +251,127 @@ def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) ->
 				response=body_text,
 				batch_id=batch_id,
 			)
-			continue
-		record_success(
-			call,
-			mapping,
-			runtime,
-			response.status_code,
-			body_text,
-			result,
-			elapsed_ms(started),
-			batch_id=batch_id,
-			in_batch=True,
-		)
+		else:
+			successes.append((call, result))
+	outcome = {
+		"http_status": response.status_code,
+		"response": runtime.redact(body_text),
+		"duration_ms": elapsed_ms(started),
+		"batch_id": batch_id,
+	}
+	record_batch_successes(successes, mapping, runtime, outcome)
 	frappe.db.commit()
 	record_circuit_outcome(runtime.name, success=True)
 
 
-def record_success(
-	call, mapping, runtime, status, body_text, response_data, duration_ms, batch_id=None, in_batch=False
-):
-	row = call.row
+def record_batch_successes(successes: list, mapping, runtime: ConnectorRuntime, outcome: dict) -> None:
+	"""Bindings and outcomes of a whole batch in a few statements; row by row only when a binding conflicts."""
+	remote_ids = [remote_id_from(call, mapping, result) for call, result in successes]
+	frappe.db.savepoint("integration_hub_batch")
+	try:
+		save_new_bindings(
+			runtime.name,
+			mapping,
+			[(call, remote_id) for (call, _result), remote_id in zip(successes, remote_ids, strict=True)],
+		)
+	except Exception as error:
+		if not frappe.db.is_unique_key_violation(error):
+			raise
+		frappe.db.rollback(save_point="integration_hub_batch")
+		for call, result in successes:
+			record_success(
+				call,
+				mapping,
+				runtime,
+				outcome["http_status"],
+				outcome["response"],
+				result,
+				outcome["duration_ms"],
+				batch_id=outcome["batch_id"],
+				in_batch=True,
+			)
+		return
+	finish_many(
+		[
+			(call.row, {"external_id": remote_id, "request": call.request_log})
+			for (call, _r), remote_id in zip(successes, remote_ids, strict=True)
+		],
+		{"status": "Success", "error": None, **outcome},
+	)
+
+
+def save_new_bindings(connector: str, mapping, calls: list[tuple[OutboundCall, str | None]]) -> None:
+	"""Insert the bindings a batch created in one statement and refresh the ones that already existed."""
+	now = now_datetime()
+	fresh = []
+	for call, remote_id in calls:
+		if call.binding:
+			save_binding(
+				connector,
+				call.row.reference_doctype,
+				call.row.reference_name,
+				remote_id,
+				remote_object_type=mapping.remote_object_type,
+				mapping=mapping.name,
+				payload_hash=call.payload_hash,
+				existing=call.binding,
+			)
+		elif remote_id:
+			fresh.append(
+				(
+					frappe.generate_hash(length=10),
+					connector,
+					call.row.reference_doctype,
+					call.row.reference_name,
+					mapping.remote_object_type or "",
+					remote_id,
+					mapping.name,
+					call.payload_hash,
+					now,
+					now,
+					now,
+					frappe.session.user,
+					frappe.session.user,
+				)
+			)
+	if fresh:
+		frappe.db.bulk_insert(
+			"Integration Binding",
+			[
+				"name",
+				"connector",
+				"reference_doctype",
+				"reference_name",
+				"remote_object_type",
+				"external_id",
+				"mapping",
+				"last_payload_hash",
+				"last_synced_at",
+				"creation",
+				"modified",
+				"owner",
+				"modified_by",
+			],
+			fresh,
+		)
+
+
+def remote_id_from(call: OutboundCall, mapping, response_data) -> str | None:
+	"""The remote's id for the record from its response, else the id already bound."""
 	remote_id = None
 	if mapping.remote_id_path and response_data is not None:
 		try:
 			remote_id = extract(response_data, mapping.remote_id_path)
 		except MappingError:
 			remote_id = None
-	remote_id = str(remote_id) if remote_id not in (None, "") else call.remote_id
+	return str(remote_id) if remote_id not in (None, "") else call.remote_id
+
+
+def record_success(
+	call, mapping, runtime, status, body_text, response_data, duration_ms, batch_id=None, in_batch=False
+):
+	row = call.row
+	remote_id = remote_id_from(call, mapping, response_data)
 	frappe.db.savepoint("integration_hub_binding")
 	try:
 		save_binding(
@@ -361,12 +457,7 @@ def record_failure(call, mapping, runtime, error: TransportError, duration_ms, b
 def finish(row, status: str, commit: bool = True, **values) -> None:
 	"""Record a row's outcome; committed at once unless the caller commits a whole batch together."""
 	update = {"status": status, "lease_expires_at": None}
-	for key, value in values.items():
-		if key in INTEGER_FIELDS:
-			value = value or 0
-		if key == "request" and value is not None:
-			value = json.dumps(value, indent=1, default=str)
-		update[key] = value
+	update.update({key: stored_value(key, value) for key, value in values.items()})
 	if status == "Success":
 		update["error"] = None
 	update["modified"] = now_datetime()
@@ -377,6 +468,31 @@ def finish(row, status: str, commit: bool = True, **values) -> None:
 	query.run()
 	if commit:
 		frappe.db.commit()
+
+
+def finish_many(rows: list[tuple], common: dict) -> None:
+	"""Record many rows' outcomes in one UPDATE: ``common`` for all, per-row values through CASE."""
+	if not rows:
+		return
+	log = frappe.qb.DocType("Sync Log")
+	names = [row.name for row, _values in rows]
+	query = frappe.qb.update(log).where(log.name.isin(names))
+	for field_name, value in {**common, "lease_expires_at": None, "modified": now_datetime()}.items():
+		query = query.set(log[field_name], stored_value(field_name, value))
+	for field_name in rows[0][1]:
+		case = Case()
+		for row, values in rows:
+			case = case.when(log.name == row.name, stored_value(field_name, values[field_name]))
+		query = query.set(log[field_name], case)
+	query.run()
+
+
+def stored_value(field_name: str, value):
+	if field_name in INTEGER_FIELDS:
+		return value or 0
+	if field_name == "request" and value is not None:
+		return json.dumps(value, indent=1, default=str)
+	return value
 
 
 def error_text(error: Exception) -> str:

@@ -15,6 +15,7 @@ from frappe.utils import add_to_date, get_datetime, now_datetime
 from frappe.utils.background_jobs import get_job
 
 from integration_hub.api.sync_log import retry
+from integration_hub.bindings import get_remote_id
 from integration_hub.mappings import clear_outbound_index, get_outbound_index
 from integration_hub.outbox import deliver, release_expired_leases
 from integration_hub.tests.utils import (
@@ -168,6 +169,8 @@ class TestOutboundInvoice(OutboundTestCase):
 		self.assertGreater(get_datetime(log.next_attempt_at), now_datetime())
 
 		server = self.start_server(port=port)
+		frappe.db.set_value("Sync Log", log.name, "next_attempt_at", add_to_date(now_datetime(), seconds=60))
+		frappe.db.commit()
 		deliver(connector)
 		self.assertEqual(len(server.requests), 0, "a row was sent before its next attempt time")
 		make_rows_due(connector)
@@ -405,6 +408,46 @@ class TestOutboundWorkers(OutboundTestCase):
 		self.assertEqual(sum(sent_by_worker), len(invoices))
 		statuses = {self.log_for(invoice).status for invoice in invoices}
 		self.assertEqual(statuses, {"Success"})
+
+
+class TestOutboundBatch(OutboundTestCase):
+	def test_one_request_carries_many_rows_and_each_row_gets_its_outcome(self):
+		def batch_responder(request):
+			records = request.json()["records"]
+			results = [
+				{"error": "duplicate invoice number"}
+				if index == 1
+				else {"id": f"B-{record['invoice_number']}"}
+				for index, record in enumerate(records)
+			]
+			return 200, {}, {"results": results}
+
+		server = self.start_server(batch_responder)
+		connector = make_connector(f"{self.connector_name} Batch", server.url)
+		make_mapping_from_template(
+			"sales_invoice_to_accounting",
+			connector,
+			batch_size=10,
+			batch_path="/invoices/batch",
+			batch_results_path="results",
+		)
+		frappe.db.commit()
+		invoices = [make_sales_invoice() for _ in range(3)]
+		frappe.db.commit()
+		deliver(connector)
+
+		self.assertEqual([r.path for r in server.requests], ["/invoices/batch"])
+		sent = [record["invoice_number"] for record in server.requests[0].json()["records"]]
+		self.assertEqual(sent, [invoice.name for invoice in invoices])
+		logs = [self.log_for(invoice) for invoice in invoices]
+		self.assertEqual([log.status for log in logs], ["Success", "Dead", "Success"])
+		self.assertIn("duplicate invoice number", logs[1].error)
+		for invoice, log in zip(invoices, logs, strict=True):
+			expected = None if log.status == "Dead" else f"B-{invoice.name}"
+			self.assertEqual(log.external_id, expected)
+			bound = get_remote_id(connector, "Sales Invoice", invoice.name, "invoice")
+			self.assertEqual(bound, expected)
+			self.assertEqual(log.batch_id, logs[0].batch_id)
 
 
 class TestOutboundStock(OutboundTestCase):
