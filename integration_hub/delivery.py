@@ -206,6 +206,7 @@ def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) ->
 	batch_key = "ih-batch-" + payload_hash(sorted(call.idempotency_key for call in calls))[:32]
 	client = runtime.rest_client()
 	preview = client.prepare_preview("POST", mapping.batch_path, idempotency_key=batch_key)
+	preview["headers"].pop("Content-Length", None)
 	batch_id = batch_key
 	for call in calls:
 		call.request_log = {**preview, "body": call.payload, "batch_size": len(calls)}

@@ -13,7 +13,10 @@ before_install = "integration_hub.install.ensure_roles"
 after_migrate = "integration_hub.install.ensure_roles"
 before_uninstall = "integration_hub.install.before_uninstall"
 
-doctype_list_js = {"Sync Log": "public/js/sync_log_list.js"}
+doctype_list_js = {
+	"Connector": "public/js/connector_list.js",
+	"Sync Log": "public/js/sync_log_list.js",
+}
 
 doc_events = {
 	"*": {

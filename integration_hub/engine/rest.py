@@ -248,7 +248,7 @@ class RestClient:
 			exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
 		):
 			return RetryableError(f"Response from {host} was cut off or garbled: {reason}")
-		return RetryableError(f"Could not reach {host}: {reason}")
+		return RetryableError(f"Could not reach {host}: {connection_failure(exc) or reason}")
 
 	def prepare_preview(
 		self,
@@ -258,7 +258,10 @@ class RestClient:
 		headers: dict[str, str] | None = None,
 		idempotency_key: str | None = None,
 	) -> dict[str, Any]:
-		"""The request as it would be sent, with credentials masked; makes no network call."""
+		"""The request as it would be sent, with credentials masked; makes no network call.
+
+		The JSON body is returned as data (not its serialised text) so that a log or the Desk shows it readably.
+		"""
 		request = requests.Request(
 			method.upper(),
 			self.url_for(path),
@@ -270,18 +273,28 @@ class RestClient:
 		shown_headers = dict(request.headers)
 		for name in auth_header_names(self.config.auth):
 			shown_headers[name] = MASK
-		body = None
-		if json is not None:
-			body = jsonlib.dumps(redact_mapping(json, self.secrets))
 		return {
 			"method": request.method,
 			"url": redact_text(request.url or "", self.secrets),
 			"headers": redact_headers(shown_headers, auth_header_names(self.config.auth)),
-			"body": body,
+			"body": None if json is None else redact_mapping(json, self.secrets),
 		}
 
 	def health_check(self, method: str = "GET", path: str = "/") -> RestResponse:
 		return self.request(method, path)
+
+
+def connection_failure(exc: BaseException) -> str:
+	"""The innermost OS-level reason of a connection failure ("Connection refused"), without urllib3's wrapping."""
+	seen = set()
+	current: BaseException | None = exc
+	while current is not None and id(current) not in seen:
+		seen.add(id(current))
+		if isinstance(current, OSError) and current.strerror:
+			return current.strerror
+		nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+		current = getattr(current, "reason", None) or nested or current.__cause__ or current.__context__
+	return ""
 
 
 def host_of(url: str) -> str:

@@ -25,15 +25,16 @@ frappe.listview_settings["Sync Log"] = {
 				freeze: true,
 				callback(r) {
 					frappe.show_alert({ message: label(r.message || {}), indicator: "green" });
+					listview.clear_checked_items();
 					listview.refresh();
 				},
 			});
 		};
 		listview.page.add_action_item(__("Retry"), () =>
-			run("integration_hub.api.sync_log.retry", (m) => __("{0} rows queued again", [m.queued]))
+			run("integration_hub.api.sync_log.retry", (m) => __("Rows queued again: {0}", [m.queued]))
 		);
 		listview.page.add_action_item(__("Cancel"), () =>
-			run("integration_hub.api.sync_log.cancel", (m) => __("{0} rows cancelled", [m.cancelled]))
+			run("integration_hub.api.sync_log.cancel", (m) => __("Rows cancelled: {0}", [m.cancelled]))
 		);
 	},
 };

@@ -3,10 +3,10 @@
 
 frappe.ui.form.on("Connector", {
 	refresh(frm) {
-		frm.trigger("show_health");
 		if (frm.is_new()) {
 			return;
 		}
+		frm.trigger("show_health");
 		frm.add_custom_button(__("Test Connection"), () => {
 			frappe.call({
 				method: "integration_hub.api.connector.test_connection",

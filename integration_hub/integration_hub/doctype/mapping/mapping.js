@@ -51,12 +51,15 @@ frappe.ui.form.on("Mapping", {
 		dialog.show();
 	},
 
-	load_template(frm) {
+	load_template() {
+		const describe = (template) =>
+			template ? `<p class="text-muted">${frappe.utils.escape_html(template.description)}</p>` : "";
 		frappe.call({
 			method: "integration_hub.api.mapping.list_templates",
 			callback(r) {
 				const templates = r.message || [];
-				const dialog = new frappe.ui.Dialog({
+				let dialog = null;
+				dialog = new frappe.ui.Dialog({
 					title: __("Create a Mapping from a Template"),
 					fields: [
 						{
@@ -64,8 +67,16 @@ frappe.ui.form.on("Mapping", {
 							fieldtype: "Select",
 							label: __("Template"),
 							options: templates.map((t) => ({ value: t.name, label: t.title })),
+							default: templates.length ? templates[0].name : null,
 							reqd: 1,
+							change() {
+								const chosen = templates.find((t) => t.name === this.get_value());
+								if (dialog) {
+									dialog.set_df_property("about", "options", describe(chosen));
+								}
+							},
 						},
+						{ fieldname: "about", fieldtype: "HTML", options: describe(templates[0]) },
 						{ fieldname: "connector", fieldtype: "Link", label: __("Connector"), options: "Connector", reqd: 1 },
 						{ fieldname: "mapping_name", fieldtype: "Data", label: __("Mapping Name") },
 					],

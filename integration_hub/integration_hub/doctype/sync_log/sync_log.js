@@ -3,6 +3,7 @@
 
 frappe.ui.form.on("Sync Log", {
 	refresh(frm) {
+		frm.disable_save();
 		const act = (method, label) =>
 			frappe.call({
 				method,
