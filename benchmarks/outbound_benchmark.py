@@ -306,19 +306,21 @@ def measure_with_real_workers(count, mapping, batch_mapping, webhook, batched, s
 		names = submit_many(count)
 		seconds = max(run_burst_worker() - startup, 1e-6)
 		if connector:
-			done = frappe.db.count(
+			delivered = frappe.db.count(
 				"Sync Log", {"connector": connector, "status": "Success", "reference_name": ("in", names)}
 			)
-			assert done == count, (done, count)
 		else:
-			assert len(server.requests) - sent_before == count
-		results[label] = count / seconds
-	base = results["Frappe Webhook (one RQ job per event)"]
+			delivered = len(server.requests) - sent_before
+		results[label] = (delivered / seconds, delivered)
+	base = results["Frappe Webhook (one RQ job per event)"][0]
 	print(
 		f"\n== Real RQ worker draining {count} submitted invoices (worker start-up {startup:.2f}s subtracted)"
 	)
-	for label, rate in results.items():
-		print(f"{label:>38}: {rate:9.1f}/s   ratio to Frappe Webhook {rate / base:6.2f}x")
+	for label, (rate, delivered) in results.items():
+		print(
+			f"{label:>38}: {rate:9.1f}/s   ratio to Frappe Webhook {rate / base:6.2f}x"
+			f"   delivered {delivered} of {count}"
+		)
 
 
 def queue_rows(names: list[str], mapping_name: str, connector: str) -> None:
