@@ -10,15 +10,19 @@ is sent; if Redis is down at commit, the scheduler sweep finds the row a minute 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import frappe
 from frappe.utils import now_datetime
+from frappe.utils.background_jobs import get_job
 from redis.exceptions import RedisError
+from rq.job import JobStatus
 
 from integration_hub.engine.mapping import render_template
 from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, get_outbound_index
 
 DELIVERY_JOB = "integration_hub.outbox.deliver"
+DELIVERY_JOB_TIMEOUT = 300
 SNAPSHOT_EVENTS = frozenset({"on_trash"})
 
 
@@ -109,14 +113,11 @@ def enqueue_pending_deliveries() -> None:
 
 def enqueue_delivery(connector: str) -> bool:
 	"""Ask a worker to deliver the connector's due rows. A lost enqueue costs a minute, not a row."""
+	job_id = f"integration_hub:deliver:{connector}"
 	try:
-		frappe.enqueue(
-			DELIVERY_JOB,
-			queue="default",
-			job_id=f"integration_hub:deliver:{connector}",
-			deduplicate=True,
-			connector=connector,
-		)
+		if delivery_job_pending(job_id):
+			return True
+		frappe.enqueue(DELIVERY_JOB, queue="default", job_id=job_id, connector=connector)
 	except RedisError:
 		frappe.logger("integration_hub").warning(
 			f"Could not enqueue delivery for connector {connector}; the scheduler sweep will retry",
@@ -124,3 +125,26 @@ def enqueue_delivery(connector: str) -> bool:
 		)
 		return False
 	return True
+
+
+def delivery_job_pending(job_id: str) -> bool:
+	"""Whether a delivery job will really run: queued and still in its queue, or started and within its timeout.
+
+	RQ keeps a job's record after the job leaves its queue (an emptied or lost queue, a killed worker), and
+	Frappe's own ``deduplicate`` trusts that record, so a stale one would block every later enqueue and the
+	rows would wait forever. A stale record is deleted here so the caller enqueues afresh.
+	"""
+	job = get_job(job_id)
+	if job is None:
+		return False
+	status = job.get_status()
+	if status == JobStatus.QUEUED and job.get_position() is not None:
+		return True
+	if status == JobStatus.STARTED and job.started_at:
+		running_for = (
+			datetime.now(timezone.utc) - job.started_at.replace(tzinfo=timezone.utc)
+		).total_seconds()
+		if running_for < (job.timeout or DELIVERY_JOB_TIMEOUT):
+			return True
+	job.delete()
+	return False

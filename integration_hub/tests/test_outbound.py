@@ -12,12 +12,13 @@ from collections import Counter
 import frappe
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_to_date, get_datetime, now_datetime
-from frappe.utils.background_jobs import get_job
+from frappe.utils.background_jobs import get_job, get_queue
 
 from integration_hub.api.sync_log import retry
 from integration_hub.bindings import get_remote_id
+from integration_hub.dispatch import enqueue_delivery
 from integration_hub.mappings import clear_outbound_index, get_outbound_index
-from integration_hub.outbox import deliver, release_expired_leases
+from integration_hub.outbox import deliver, release_expired_leases, sweep
 from integration_hub.tests.utils import (
 	RecordingServer,
 	default_company,
@@ -192,6 +193,21 @@ class TestOutboundInvoice(OutboundTestCase):
 		self.assertNotIn(mapping, get_outbound_index().get("Sales Invoice", {}).get("on_submit", []))
 		later = self.submit_invoice()
 		self.assertEqual(sync_logs_for("Sales Invoice", later.name), [])
+
+	def test_a_lost_queue_entry_never_blocks_delivery(self):
+		server = self.start_server()
+		connector, _mapping = self.setup_invoice_sync(server.url, "Lost Job")
+		self.submit_invoice()
+		job_id = f"integration_hub:deliver:{connector}"
+		job = get_job(job_id)
+		get_queue("default").remove(job)
+		self.assertIsNone(job.get_position())
+		self.assertEqual(job.get_status(), "queued", "the job record outlives its queue entry")
+
+		sweep()
+		self.assertIsNotNone(get_job(job_id).get_position(), "the sweep did not enqueue the delivery again")
+		self.assertTrue(enqueue_delivery(connector))
+		self.assertEqual(get_queue("default").job_ids.count(get_job(job_id).id), 1)
 
 	def test_rolled_back_submit_leaves_no_row_and_sends_nothing(self):
 		server = self.start_server()
