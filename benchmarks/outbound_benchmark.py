@@ -51,7 +51,7 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
 	from integration_hub.tests.utils import RecordingServer, make_connector, make_mapping_from_template
 
-	server = RecordingServer(responder=respond)
+	server = RecordingServer(responder=respond, lifetime=BENCHMARK_MAX_SECONDS)
 	try:
 		single = make_connector("IH Bench", server.url, max_attempts=3)
 		batched = make_connector("IH Bench Batch", server.url, max_attempts=3)
@@ -105,6 +105,7 @@ def make_webhook(url: str) -> str:
 
 
 WEBHOOK_NAME = "IH Bench Webhook"
+BENCHMARK_MAX_SECONDS = 3600
 WEBHOOK_BODY = """{
  "invoice_number": {{ doc.name | tojson }},
  "customer": {{ doc.customer | tojson }},

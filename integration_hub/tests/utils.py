@@ -44,11 +44,12 @@ class RecordedRequest:
 class RecordingServer:
 	"""A real HTTP server on 127.0.0.1 that records every request and answers through ``responder``.
 
-	It shuts itself down after ``SERVER_MAX_LIFETIME`` seconds even if a test forgets to stop it.
+	It shuts itself down after ``lifetime`` seconds even if a test forgets to stop it.
 	"""
 
 	responder: Callable[[RecordedRequest], tuple[int, dict, object]] | None = None
 	port: int = 0
+	lifetime: float = SERVER_MAX_LIFETIME
 	requests: list[RecordedRequest] = field(default_factory=list)
 
 	def __post_init__(self):
@@ -60,7 +61,7 @@ class RecordingServer:
 		self.url = f"http://127.0.0.1:{self.port}"
 		self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 		self._thread.start()
-		self._watchdog = threading.Timer(SERVER_MAX_LIFETIME, self.stop)
+		self._watchdog = threading.Timer(self.lifetime, self.stop)
 		self._watchdog.daemon = True
 		self._watchdog.start()
 
