@@ -92,17 +92,15 @@ def hold_while_paused(rows: list, connector: str) -> bool:
 	until = paused_until(connector)
 	if not until:
 		return False
-	for row in rows:
-		frappe.db.set_value(
-			"Sync Log",
-			row.name,
-			{
-				"status": "Queued" if row.attempts <= 1 else "Failed",
-				"attempts": row.attempts - 1,
-				"next_attempt_at": until,
-				"lease_expires_at": None,
-			},
-		)
+	frappe.db.sql(
+		"""
+		update `tabSync Log`
+		set status = if(attempts <= 1, 'Queued', 'Failed'), attempts = attempts - 1,
+			next_attempt_at = %(until)s, lease_expires_at = null, modified = %(now)s
+		where name in %(names)s
+		""",
+		{"names": [row.name for row in rows], "until": until, "now": now_datetime()},
+	)
 	frappe.db.commit()
 	return True
 

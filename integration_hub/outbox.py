@@ -80,7 +80,7 @@ def circuit_is_open(connector: str) -> bool:
 	return frappe.db.get_value("Connector", connector, "circuit_state") in ("Open", "Half Open")
 
 
-def supersede_stale_rows(connector: str | None = None) -> int:
+def supersede_stale_rows(connector: str | None = None) -> None:
 	"""Skip update rows that a newer row of the same document and mapping will replace.
 
 	Payloads are built from the document at delivery time, so the newest row carries the newest
@@ -104,9 +104,7 @@ def supersede_stale_rows(connector: str | None = None) -> int:
 		""",
 		{"connector": connector, "events": COALESCED_EVENTS, "now": now_datetime()},
 	)
-	count = frappe.db._cursor.rowcount if frappe.db._cursor else 0
 	frappe.db.commit()
-	return count
 
 
 def claim_due_rows(
