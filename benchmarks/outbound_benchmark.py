@@ -222,7 +222,7 @@ def submit_many(count: int) -> list[str]:
 def measure_delivery(count, mapping, batch_mapping, webhook, single, batched, server) -> None:
 	from frappe.integrations.doctype.webhook.webhook import enqueue_webhook
 
-	from integration_hub.outbox import deliver
+	from integration_hub.outbound.outbox import deliver
 
 	set_modes(None, mapping, batch_mapping, webhook)
 	names = submit_many(count)
@@ -326,7 +326,7 @@ def measure_with_real_workers(count, mapping, batch_mapping, webhook, batched, s
 
 def queue_rows(names: list[str], mapping_name: str, connector: str) -> None:
 	"""Write the outbox rows a submit would have written, so delivery alone is timed."""
-	from integration_hub.dispatch import queue_outbound
+	from integration_hub.outbound.dispatch import queue_outbound
 
 	frappe.db.delete("Sync Log", {"connector": connector})
 	frappe.db.delete("Integration Binding", {"connector": connector})

@@ -7,7 +7,7 @@ app_description = (
 app_email = "maintainers@integration-hub.invalid"
 app_license = "mit"
 
-required_apps = ["erpnext"]
+required_apps = ["frappe/erpnext"]
 
 before_install = "integration_hub.install.ensure_roles"
 after_migrate = "integration_hub.install.ensure_roles"
@@ -20,22 +20,22 @@ doctype_list_js = {
 
 doc_events = {
 	"*": {
-		"after_insert": "integration_hub.dispatch.on_document_event",
-		"on_update": "integration_hub.dispatch.on_document_event",
-		"on_submit": "integration_hub.dispatch.on_document_event",
-		"on_update_after_submit": "integration_hub.dispatch.on_document_event",
-		"on_cancel": "integration_hub.dispatch.on_document_event",
-		"on_trash": "integration_hub.dispatch.on_document_event",
+		"after_insert": "integration_hub.outbound.dispatch.on_document_event",
+		"on_update": "integration_hub.outbound.dispatch.on_document_event",
+		"on_submit": "integration_hub.outbound.dispatch.on_document_event",
+		"on_update_after_submit": "integration_hub.outbound.dispatch.on_document_event",
+		"on_cancel": "integration_hub.outbound.dispatch.on_document_event",
+		"on_trash": "integration_hub.outbound.dispatch.on_document_event",
 	},
 	"Stock Ledger Entry": {
-		"on_submit": "integration_hub.stock.on_stock_ledger_entry",
+		"on_submit": "integration_hub.outbound.stock.on_stock_ledger_entry",
 	},
 }
 
 scheduler_events = {
 	"cron": {
 		"* * * * *": [
-			"integration_hub.outbox.sweep",
+			"integration_hub.outbound.outbox.sweep",
 		],
 	},
 }

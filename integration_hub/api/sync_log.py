@@ -8,7 +8,7 @@ import frappe
 from frappe import _
 from frappe.utils import now_datetime
 
-from integration_hub.dispatch import enqueue_delivery
+from integration_hub.outbound.dispatch import enqueue_delivery
 
 RETRYABLE_STATUSES = ("Failed", "Dead", "Cancelled", "Skipped")
 CANCELLABLE_STATUSES = ("Queued", "Failed")

@@ -266,7 +266,7 @@ def run_worker_process(connector: str) -> subprocess.Popen:
 		"import frappe, sys\n"
 		"frappe.init(site=sys.argv[1], sites_path=sys.argv[2])\n"
 		"frappe.connect()\n"
-		"from integration_hub.outbox import deliver\n"
+		"from integration_hub.outbound.outbox import deliver\n"
 		"print(deliver(sys.argv[3]))\n"
 		"frappe.destroy()\n"
 	)

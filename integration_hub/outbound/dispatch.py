@@ -21,7 +21,7 @@ from rq.job import JobStatus
 from integration_hub.engine.mapping import render_template
 from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, get_outbound_index
 
-DELIVERY_JOB = "integration_hub.outbox.deliver"
+DELIVERY_JOB = "integration_hub.outbound.outbox.deliver"
 DELIVERY_JOB_TIMEOUT = 300
 SNAPSHOT_EVENTS = frozenset({"on_trash"})
 

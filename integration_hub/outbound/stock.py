@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import frappe
 
-from integration_hub.dispatch import queue_outbound
+from integration_hub.outbound.dispatch import queue_outbound
 from integration_hub.mappings import get_outbound_index
 
 STOCK_EVENT = "on_update"

@@ -1,0 +1,1 @@
+"""Inbound flow: remote records → inbound Sync Log rows → documents through bindings."""

@@ -1,0 +1,1 @@
+"""Outbound flow: document events → outbox rows → delivery to the remote."""
