@@ -36,6 +36,8 @@ scheduler_events = {
 	"cron": {
 		"* * * * *": [
 			"integration_hub.outbound.outbox.sweep",
+			"integration_hub.inbound.apply.sweep",
+			"integration_hub.inbound.pull.schedule_pulls",
 		],
 	},
 }

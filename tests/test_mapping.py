@@ -381,6 +381,12 @@ def test_parse_datetime_moves_aware_times_to_the_context_timezone():
 		map_one("2026-11-20T10:15:00Z", "parse_datetime", context={"timezone": "Mars/Olympus_Mons"})
 
 
+def test_parse_datetime_reads_naive_times_in_the_remote_timezone():
+	device_zone = {"timezone": "Asia/Kolkata", "remote_timezone": "Asia/Dubai"}
+	assert map_one("2026-11-20 08:00:00", "parse_datetime", context=device_zone) == "2026-11-20 09:30:00"
+	assert map_one("2026-11-20T08:00:00Z", "parse_datetime", context=device_zone) == "2026-11-20 13:30:00"
+
+
 def test_transform_names_are_case_insensitive():
 	assert map_one("abc", " Upper ") == "ABC"
 

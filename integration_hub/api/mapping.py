@@ -8,10 +8,13 @@ from pathlib import Path
 import frappe
 from frappe import _
 
-from integration_hub.bindings import get_remote_id
+from integration_hub.bindings import find_document, get_remote_id
 from integration_hub.connectors import get_connector
 from integration_hub.engine.errors import IntegrationError
+from integration_hub.engine.links import resolve_links
 from integration_hub.engine.mapping import render_template
+from integration_hub.inbound.apply import external_id_of, inbound_plan, link_lookup
+from integration_hub.inbound.pull import enqueue_pull, fresh_since, reset_position, source_pages
 from integration_hub.mappings import compile_mapping_doc
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "mapping_templates"
@@ -87,3 +90,85 @@ def create_from_template(template: str, connector: str, mapping_name: str | None
 	)
 	mapping.insert()
 	return mapping.name
+
+
+PREVIEW_RECORDS = 10
+
+
+def inbound_mapping_for_action(mapping: str):
+	"""The scheduled inbound Mapping a Pull Now / Reset Cursor acts on, after the role and permission checks."""
+	frappe.only_for(("Integration Manager", "System Manager"))
+	frappe.has_permission("Mapping", "write", mapping, throw=True)
+	doc = frappe.get_doc("Mapping", mapping)
+	if doc.direction != "Inbound" or doc.trigger != "Schedule":
+		frappe.throw(_("Mapping {0} is not a scheduled inbound mapping.").format(frappe.bold(mapping)))
+	return doc
+
+
+@frappe.whitelist(methods=["POST"])
+def pull_now(mapping: str) -> dict:
+	"""Start a pull in a worker; progress arrives as realtime events on the Mapping form."""
+	doc = inbound_mapping_for_action(mapping)
+	if not frappe.db.get_value("Connector", doc.connector, "enabled"):
+		frappe.throw(_("Connector {0} is disabled.").format(frappe.bold(doc.connector)))
+	return {"queued": enqueue_pull(doc.name)}
+
+
+@frappe.whitelist(methods=["POST"])
+def reset_cursor(mapping: str) -> dict:
+	"""Forget where pulls stopped: the next run reads the remote list from its start."""
+	doc = inbound_mapping_for_action(mapping)
+	reset_position(doc.name)
+	return {"reset": True}
+
+
+@frappe.whitelist()
+def preview_inbound(mapping: str, sample: str | None = None) -> list[dict]:
+	"""What the first records of a remote page (or a pasted sample) would become; nothing is written."""
+	frappe.has_permission("Mapping", "read", mapping, throw=True)
+	doc = frappe.get_doc("Mapping", mapping)
+	if doc.direction != "Inbound":
+		frappe.throw(_("Inbound preview is for inbound mappings."))
+	records = sample_records(sample) if sample else first_page_records(doc)
+	try:
+		return [preview_record(doc, record) for record in records[:PREVIEW_RECORDS]]
+	finally:
+		frappe.db.rollback()
+
+
+def sample_records(sample: str) -> list:
+	try:
+		data = json.loads(sample)
+	except ValueError as error:
+		frappe.throw(_("The sample is not valid JSON: {0}").format(error), title=_("Preview Failed"))
+	return data if isinstance(data, list) else [data]
+
+
+def first_page_records(doc) -> list:
+	try:
+		runtime = get_connector(doc.connector)
+		page = next(iter(source_pages(runtime, doc, fresh_since(doc))), None)
+	except IntegrationError as error:
+		frappe.throw(_("The remote could not be read: {0}").format(error.message), title=_("Preview Failed"))
+	return page.records if page else []
+
+
+def preview_record(doc, record) -> dict:
+	"""One record's outcome: the document values with links resolved, and whether it would create or update."""
+	plan = inbound_plan(doc.name)
+	result = {"record": record, "external_id": external_id_of(doc, record)}
+	try:
+		compiled, _condition = compile_mapping_doc(doc)
+		values = compiled.apply(record, {**plan.context, "external_id": result["external_id"]})
+		resolve_links(values, plan.links, link_lookup(doc.connector))
+	except IntegrationError as error:
+		return {**result, "action": "error", "error": error.message}
+	existing = result["external_id"] and find_document(
+		doc.connector, doc.target_doctype, result["external_id"], doc.remote_object_type
+	)
+	return {
+		**result,
+		"action": "update" if existing else "create",
+		"document": existing or None,
+		"values": values,
+	}

@@ -8,6 +8,7 @@ import frappe
 from frappe import _
 from frappe.utils import now_datetime
 
+from integration_hub.inbound.apply import enqueue_apply
 from integration_hub.outbound.dispatch import enqueue_delivery
 
 RETRYABLE_STATUSES = ("Failed", "Dead", "Cancelled", "Skipped")
@@ -33,22 +34,23 @@ def load_rows(names, fields: list[str]) -> list:
 
 @frappe.whitelist(methods=["POST"])
 def retry(names) -> dict:
-	"""Send the rows again now, with a fresh attempt budget and their original idempotency keys."""
-	rows = load_rows(names, ["direction", "connector"])
-	refused = [r.name for r in rows if r.status not in RETRYABLE_STATUSES or r.direction != "Outbound"]
+	"""Run the rows again now with a fresh attempt budget: outbound rows are resent with their original
+	idempotency keys, inbound rows are re-applied from their stored payload without fetching again."""
+	rows = load_rows(names, ["direction", "connector", "mapping"])
+	refused = [r.name for r in rows if r.status not in RETRYABLE_STATUSES]
 	if refused:
 		frappe.throw(
-			_("Only failed, dead, skipped or cancelled outbound rows can be retried: {0}").format(
-				", ".join(refused)
-			)
+			_("Only failed, dead, skipped or cancelled rows can be retried: {0}").format(", ".join(refused))
 		)
 	set_status_where(
 		[row.name for row in rows],
 		RETRYABLE_STATUSES,
 		{"status": "Queued", "attempts": 0, "next_attempt_at": now_datetime(), "error": None},
 	)
-	for connector in sorted({row.connector for row in rows}):
+	for connector in sorted({row.connector for row in rows if row.direction == "Outbound"}):
 		frappe.db.after_commit.add(lambda connector=connector: enqueue_delivery(connector))
+	for mapping in sorted({row.mapping for row in rows if row.direction == "Inbound"}):
+		frappe.db.after_commit.add(lambda mapping=mapping: enqueue_apply(mapping))
 	return {"queued": len(rows)}
 
 

@@ -185,7 +185,8 @@ def round_half_up(value: Any, digits: int = 2) -> float:
 
 def _remote_datetime(value: Any, fmt: str, scope: Scope) -> datetime:
 	"""A remote's date-time as naive local time: aware values are moved to ``context['timezone']`` when the glue
-	passes one, otherwise their wall-clock time is kept. ``fmt`` may be a strptime format, ``unix`` or ``unix_ms``."""
+	passes one, otherwise their wall-clock time is kept. Naive values are read in ``context['remote_timezone']``
+	when given (a device in another zone). ``fmt`` may be a strptime format, ``unix`` or ``unix_ms``."""
 	if fmt in ("unix", "unix_ms"):
 		seconds = to_decimal(value) / (1000 if fmt == "unix_ms" else 1)
 		moment = datetime.fromtimestamp(float(seconds), tz=timezone.utc)
@@ -194,6 +195,9 @@ def _remote_datetime(value: Any, fmt: str, scope: Scope) -> datetime:
 	else:
 		moment = to_datetime(value)
 	zone = scope.context.get("timezone")
+	remote_zone = scope.context.get("remote_timezone")
+	if moment.tzinfo is None and remote_zone and zone:
+		moment = moment.replace(tzinfo=ZoneInfo(remote_zone))
 	if moment.tzinfo is not None and zone:
 		moment = moment.astimezone(ZoneInfo(zone))
 	return moment.replace(tzinfo=None)

@@ -10,15 +10,12 @@ is sent; if Redis is down at commit, the scheduler sweep finds the row a minute 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import frappe
 from frappe.utils import now_datetime
-from frappe.utils.background_jobs import get_job
-from redis.exceptions import RedisError
-from rq.job import JobStatus
 
 from integration_hub.engine.mapping import render_template
+from integration_hub.jobs import enqueue_once
 from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, get_outbound_index
 
 DELIVERY_JOB = "integration_hub.outbound.outbox.deliver"
@@ -41,6 +38,8 @@ def queue_outbound(mapping_name: str, doc, event: str) -> str | None:
 		mapping = frappe.get_cached_doc("Mapping", mapping_name)
 	except frappe.DoesNotExistError:
 		clear_outbound_index()
+		return None
+	if doc.flags.get("integration_hub_source") == mapping.connector:
 		return None
 	_, condition = compile_mapping_doc(mapping)
 	document = None
@@ -113,38 +112,6 @@ def enqueue_pending_deliveries() -> None:
 
 def enqueue_delivery(connector: str) -> bool:
 	"""Ask a worker to deliver the connector's due rows. A lost enqueue costs a minute, not a row."""
-	job_id = f"integration_hub:deliver:{connector}"
-	try:
-		if delivery_job_pending(job_id):
-			return True
-		frappe.enqueue(DELIVERY_JOB, queue="default", job_id=job_id, connector=connector)
-	except RedisError:
-		frappe.logger("integration_hub").warning(
-			f"Could not enqueue delivery for connector {connector}; the scheduler sweep will retry",
-			exc_info=True,
-		)
-		return False
-	return True
-
-
-def delivery_job_pending(job_id: str) -> bool:
-	"""Whether a delivery job will really run: queued and still in its queue, or started and within its timeout.
-
-	RQ keeps a job's record after the job leaves its queue (an emptied or lost queue, a killed worker), and
-	Frappe's own ``deduplicate`` trusts that record, so a stale one would block every later enqueue and the
-	rows would wait forever. A stale record is deleted here so the caller enqueues afresh.
-	"""
-	job = get_job(job_id)
-	if job is None:
-		return False
-	status = job.get_status()
-	if status == JobStatus.QUEUED and job.get_position() is not None:
-		return True
-	if status == JobStatus.STARTED and job.started_at:
-		running_for = (
-			datetime.now(timezone.utc) - job.started_at.replace(tzinfo=timezone.utc)
-		).total_seconds()
-		if running_for < (job.timeout or DELIVERY_JOB_TIMEOUT):
-			return True
-	job.delete()
-	return False
+	return enqueue_once(
+		DELIVERY_JOB, f"integration_hub:deliver:{connector}", DELIVERY_JOB_TIMEOUT, connector=connector
+	)

@@ -17,9 +17,9 @@ import frappe
 from frappe.utils import now_datetime
 
 from integration_hub.connectors import secret_values
+from integration_hub.engine.redact import redact_text
 from integration_hub.outbound.delivery import deliver_rows
 from integration_hub.outbound.dispatch import enqueue_delivery
-from integration_hub.engine.redact import redact_text
 
 LEASE_SECONDS = 300
 CLAIM_LIMIT = 50

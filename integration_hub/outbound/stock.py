@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import frappe
 
-from integration_hub.outbound.dispatch import queue_outbound
 from integration_hub.mappings import get_outbound_index
+from integration_hub.outbound.dispatch import queue_outbound
 
 STOCK_EVENT = "on_update"
 

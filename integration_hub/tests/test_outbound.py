@@ -16,8 +16,8 @@ from frappe.utils.background_jobs import get_job, get_queue
 
 from integration_hub.api.sync_log import retry
 from integration_hub.bindings import get_remote_id
-from integration_hub.outbound.dispatch import enqueue_delivery
 from integration_hub.mappings import clear_outbound_index, get_outbound_index
+from integration_hub.outbound.dispatch import enqueue_delivery
 from integration_hub.outbound.outbox import deliver, release_expired_leases, sweep
 from integration_hub.tests.utils import (
 	RecordingServer,

@@ -1,12 +1,15 @@
 # Copyright (c) 2026, Integration Hub Contributors and contributors
 # For license information, please see license.txt
 
+import json
+
 import frappe
 from croniter import croniter
 from frappe import _
 from frappe.model.document import Document
 
 from integration_hub.engine.errors import MappingError
+from integration_hub.engine.links import parse_link_target
 from integration_hub.engine.mapping import check_template, compile_condition, compile_mapping, extract
 from integration_hub.mappings import clear_outbound_index, doctype_path_error, field_rules, validation_message
 
@@ -24,6 +27,10 @@ class Mapping(Document):
 		else:
 			self.validate_trigger()
 			self.validate_target_fields()
+			self.validate_links()
+			self.validate_match_fields()
+			self.validate_request_arguments()
+			self.validate_pagination()
 		self.validate_rules()
 
 	def on_update(self):
@@ -136,10 +143,90 @@ class Mapping(Document):
 						frappe.bold(self.cron_expression or "")
 					)
 				)
-			if not self.endpoint_path:
+			if self.connector_protocol == "SOAP" and not self.soap_operation:
+				frappe.throw(
+					_("A scheduled pull from a SOAP connector needs the SOAP Operation that lists records.")
+				)
+			if self.connector_protocol == "REST" and not self.endpoint_path:
 				frappe.throw(_("A scheduled pull needs the Endpoint Path to read records from."))
 		self.validate_jmespath(self.external_id_path, _("External ID Path"))
 		self.validate_jmespath(self.records_path, _("Records Path"))
+
+	def validate_links(self):
+		for row in self.get("links") or []:
+			try:
+				table, fieldname = parse_link_target(row.target)
+			except MappingError as error:
+				frappe.throw(_("Link row {0}: {1}").format(row.idx, error.message))
+			meta = frappe.get_meta(self.target_doctype)
+			if table:
+				table_field = meta.get_field(table)
+				if not table_field or table_field.fieldtype not in frappe.model.table_fields:
+					frappe.throw(
+						_("Link row {0}: {1} has no child table {2}.").format(
+							row.idx, _(self.target_doctype), frappe.bold(table)
+						)
+					)
+				meta = frappe.get_meta(table_field.options)
+			df = meta.get_field(fieldname)
+			if not df or df.fieldtype != "Link":
+				frappe.throw(
+					_("Link row {0}: {1} is not a Link field of {2}.").format(
+						row.idx, frappe.bold(fieldname), _(meta.name)
+					)
+				)
+			row.link_doctype = df.options
+			if row.match_by == "Field":
+				self.validate_match_column(row, df.options)
+
+	def validate_match_column(self, row, doctype):
+		if not row.match_field:
+			frappe.throw(_("Link row {0}: give the field of {1} to match by.").format(row.idx, _(doctype)))
+		if row.match_field != "name" and not frappe.get_meta(doctype).get_field(row.match_field):
+			frappe.throw(
+				_("Link row {0}: {1} has no field {2}.").format(
+					row.idx, _(doctype), frappe.bold(row.match_field)
+				)
+			)
+
+	def validate_match_fields(self):
+		meta = frappe.get_meta(self.target_doctype)
+		for fieldname in (part.strip() for part in (self.match_field or "").split(",")):
+			if fieldname and not meta.get_field(fieldname) and fieldname != "name":
+				frappe.throw(
+					_("Match Field {0} is not a field of {1}.").format(
+						frappe.bold(fieldname), _(self.target_doctype)
+					)
+				)
+
+	def validate_request_arguments(self):
+		if not self.request_arguments:
+			return
+		try:
+			arguments = json.loads(self.request_arguments)
+		except ValueError as error:
+			frappe.throw(_("Request Arguments are not valid JSON: {0}").format(error))
+		if not isinstance(arguments, dict):
+			frappe.throw(_("Request Arguments must be a JSON object of names and values."))
+
+	def validate_pagination(self):
+		if self.trigger != "Schedule":
+			return
+		required = {
+			"Cursor": ("next_cursor_path", _("Next Cursor Path")),
+			"Next Link": ("next_link_path", _("Next Link Path")),
+		}.get(self.pagination_style or "None")
+		if required and not self.get(required[0]):
+			frappe.throw(_("{0} pagination needs the {1}.").format(_(self.pagination_style), required[1]))
+		for fieldname, label in (
+			("next_cursor_path", _("Next Cursor Path")),
+			("next_link_path", _("Next Link Path")),
+			("total_path", _("Total Records Path")),
+			("has_more_path", _("Has More Path")),
+			("record_id_path", _("Record ID Path")),
+			("cursor_field", _("Incremental Cursor Field")),
+		):
+			self.validate_jmespath(self.get(fieldname), label)
 
 	def validate_rules(self):
 		if not self.fields and not self.body_template:
