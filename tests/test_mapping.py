@@ -293,6 +293,7 @@ TRANSFORM_CASES = [
 	("parse_datetime", "", "2026-11-20T10:15:00Z", "2026-11-20 10:15:00"),
 	("parse_datetime", "", "2026-11-20T10:15:00.123456+05:30", "2026-11-20 10:15:00"),
 	("parse_datetime", "%d.%m.%Y %H:%M", "20.11.2026 10:15", "2026-11-20 10:15:00"),
+	("parse_time", "", "2026-11-20T10:15:07+05:30", "10:15:07"),
 	("parse_datetime", "%a, %d %b %Y %H:%M:%S", "Fri, 20 Nov 2026 10:15:00", "2026-11-20 10:15:00"),
 	("parse_datetime", "unix", 1795169700, "2026-11-20 10:15:00"),
 	("parse_datetime", "unix_ms", "1795169700000", "2026-11-20 10:15:00"),
@@ -385,6 +386,7 @@ def test_parse_datetime_reads_naive_times_in_the_remote_timezone():
 	device_zone = {"timezone": "Asia/Kolkata", "remote_timezone": "Asia/Dubai"}
 	assert map_one("2026-11-20 08:00:00", "parse_datetime", context=device_zone) == "2026-11-20 09:30:00"
 	assert map_one("2026-11-20T08:00:00Z", "parse_datetime", context=device_zone) == "2026-11-20 13:30:00"
+	assert map_one("2026-11-20T08:00:00+04:00", "parse_time", context=device_zone) == "09:30:00"
 
 
 def test_transform_names_are_case_insensitive():

@@ -366,6 +366,11 @@ def _parse_datetime(value: Any, fmt: str, scope: Scope) -> str:
 	return _remote_datetime(value, fmt, scope).strftime(ERPNEXT_DATETIME)
 
 
+@transform("parse_time", parse=_stripped)
+def _parse_time(value: Any, fmt: str, scope: Scope) -> str:
+	return _remote_datetime(value, fmt, scope).strftime("%H:%M:%S")
+
+
 @transform("lookup", parse=_lookup_table)
 def _lookup(value: Any, table: dict[str, Any], _scope: Scope) -> Any:
 	key = to_text(value)

@@ -303,7 +303,10 @@ def write_record(plan: InboundPlan, row) -> tuple[str, str]:
 	else:
 		name = find_by_match_fields(plan, values, row.external_id)
 	if name:
-		action, name = update_document(plan, name, values)
+		action, amended = update_document(plan, name, values)
+		if binding and amended != name:
+			frappe.db.set_value("Integration Binding", binding.name, "reference_name", amended)
+		name = amended
 	else:
 		action, name = "Created", create_document(plan, values)
 	save_binding_for(mapping, name, row.external_id, digest, binding)
@@ -345,6 +348,7 @@ def update_document(plan: InboundPlan, name: str, values: dict) -> tuple[str, st
 	document.cancel()
 	amended = frappe.copy_doc(document)
 	amended.update(values)
+	amended.docstatus = 0
 	amended.amended_from = name
 	mark_inbound(amended, mapping)
 	amended.insert()

@@ -234,6 +234,29 @@ def make_mapping_from_template(template: str, connector: str, name: str | None =
 	return doc.name
 
 
+def mapping_from_template(
+	template: str,
+	connector: str,
+	name: str,
+	fields: dict | None = None,
+	links: dict | None = None,
+	**overrides,
+) -> str:
+	"""A mapping from a bundled template with some of its rows changed, as an administrator would edit them:
+	``fields`` and ``links`` map a row's target to the values to change on that row."""
+	data = load_template(template)["mapping"]
+	rows = {
+		"fields": [{**row, **(fields or {}).get(row["target"], {})} for row in data.get("fields", [])],
+		"links": [{**row, **(links or {}).get(row["target"], {})} for row in data.get("links", [])],
+	}
+	if frappe.db.exists("Mapping", name):
+		frappe.delete_doc("Mapping", name, force=True, ignore_permissions=True)
+	doc = frappe.get_doc(
+		{"doctype": "Mapping", **data, **rows, "mapping_name": name, "connector": connector, **overrides}
+	).insert(ignore_permissions=True)
+	return doc.name
+
+
 def sync_logs_for(reference_doctype: str, reference_name: str) -> list[frappe._dict]:
 	return frappe.get_all(
 		"Sync Log",

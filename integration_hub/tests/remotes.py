@@ -1,0 +1,142 @@
+"""Remote systems the inbound tests pull from: a POS server and an attendance server, served on 127.0.0.1.
+
+Each holds its records in memory, can change them between runs, and answers with the paging shapes real
+servers use (page numbers with a total, a next cursor in the body, an RFC 8288 Link header).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from urllib.parse import parse_qs
+
+from integration_hub.tests.utils import RecordedRequest, RecordingServer
+
+GST_RATES = (5, 12, 18)
+POS_ITEMS = {f"IH-POS-{number:02d}": GST_RATES[number % 3] for number in range(1, 10)}
+CENT = Decimal("0.01")
+
+
+def cents(value: Decimal) -> Decimal:
+	return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def make_sale(
+	store: str, number: int, customer: str | None = None, version: int = 1, currency: str = "INR"
+) -> dict:
+	"""A sale as a POS keeps it: each line's tax rounded by itself, a tax line per rate, paid in full."""
+	lines = []
+	for line in range(1 + number % 3):
+		sku = list(POS_ITEMS)[(number + line * 4) % len(POS_ITEMS)]
+		qty = 1 + (number + line) % 3
+		price = Decimal(137 + (number * 7 + line * 13) % 900) / 100 + version - 1
+		net = cents(price * qty)
+		rate = POS_ITEMS[sku]
+		lines.append(
+			{
+				"sku": sku,
+				"qty": qty,
+				"price": str(price),
+				"tax_rate": rate,
+				"tax": str(cents(net * rate / 100)),
+			}
+		)
+	tax_lines = [
+		{"rate": rate, "amount": str(sum(Decimal(ln["tax"]) for ln in lines if ln["tax_rate"] == rate))}
+		for rate in GST_RATES
+		if any(ln["tax_rate"] == rate for ln in lines)
+	]
+	net_total = sum(cents(Decimal(ln["price"]) * ln["qty"]) for ln in lines)
+	tax_total = sum(Decimal(t["amount"]) for t in tax_lines)
+	grand_total = net_total + tax_total
+	minute = number % 600
+	created = datetime(
+		2026, 11, 30, 9 + minute // 60, minute % 60, tzinfo=timezone(timedelta(hours=5, minutes=30))
+	)
+	return {
+		"id": f"{store}-{number:05d}",
+		"store": store,
+		"created_at": created.isoformat(),
+		"updated_at": (created + timedelta(days=version - 1)).isoformat(),
+		"customer": customer,
+		"currency": currency,
+		"lines": lines,
+		"tax_lines": tax_lines,
+		"net_total": str(net_total),
+		"tax_total": str(tax_total),
+		"grand_total": str(grand_total),
+		"payments": [{"method": "Cash", "amount": str(grand_total)}],
+	}
+
+
+@dataclass
+class PosServer:
+	"""Sales of several stores: ``/stores/<store>/sales`` pages by number, ``/sales-by-cursor`` by a
+	next cursor in the body, ``/sales-by-link`` by Link header. ``fail_with`` makes every request answer
+	that (status, headers, body) until cleared; ``page_delay`` slows each page down."""
+
+	currency: str = "INR"
+	sales: dict[str, list[dict]] = field(default_factory=dict)
+	fail_with: tuple | None = None
+	page_delay: float = 0.0
+
+	def __post_init__(self):
+		self.lock = threading.Lock()
+		self.server = RecordingServer(self.respond, lifetime=900)
+		self.url = self.server.url
+
+	def add_store(self, store: str, count: int, customer: str | None = None) -> None:
+		self.sales[store] = [
+			make_sale(store, number, customer, currency=self.currency) for number in range(1, count + 1)
+		]
+
+	def change_sale(self, store: str, number: int) -> dict:
+		with self.lock:
+			sale = self.sales[store][number - 1]
+			changed = make_sale(store, number, sale["customer"], version=2, currency=self.currency)
+			self.sales[store][number - 1] = changed
+			return changed
+
+	def respond(self, request: RecordedRequest):
+		if self.fail_with is not None:
+			return self.fail_with
+		if self.page_delay:
+			time.sleep(self.page_delay)
+		parts = request.path.strip("/").split("/")
+		if len(parts) != 3 or parts[0] != "stores" or parts[1] not in self.sales:
+			return 404, {}, {"detail": "Not found."}
+		query = {key: values[-1] for key, values in parse_qs(request.query).items()}
+		since = datetime.fromisoformat(query["updated_since"]) if query.get("updated_since") else None
+		with self.lock:
+			sales = [
+				s
+				for s in self.sales[parts[1]]
+				if since is None or datetime.fromisoformat(s["updated_at"]) >= since
+			]
+		return {
+			"sales": self.by_page,
+			"sales-by-cursor": self.by_cursor,
+			"sales-by-link": self.by_link,
+		}.get(parts[2], lambda *_: (404, {}, {"detail": "Not found."}))(sales, query, request)
+
+	def by_page(self, sales, query, _request):
+		page, size = int(query.get("page", 1)), int(query.get("per_page", 100))
+		return 200, {}, {"data": sales[(page - 1) * size : page * size], "total": len(sales)}
+
+	def by_cursor(self, sales, query, _request):
+		start, size = int(query.get("cursor") or 0), int(query.get("limit", 100))
+		following = start + size if start + size < len(sales) else None
+		return 200, {}, {"data": sales[start : start + size], "next_cursor": following and str(following)}
+
+	def by_link(self, sales, query, request):
+		start, size = int(query.get("start") or 0), int(query.get("limit", 100))
+		headers = {}
+		if start + size < len(sales):
+			headers["Link"] = f'<{self.url}{request.path}?start={start + size}&limit={size}>; rel="next"'
+		return 200, headers, {"data": sales[start : start + size]}
+
+	def stop(self):
+		self.server.stop()

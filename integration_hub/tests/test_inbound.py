@@ -1,0 +1,195 @@
+"""Inbound pull end to end: a POS server on 127.0.0.1 → paid, submitted Sales Invoices, exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+from frappe.utils import now_datetime
+
+from integration_hub.api.mapping import pull_now, reset_cursor
+from integration_hub.api.sync_log import retry
+from integration_hub.bindings import find_document
+from integration_hub.inbound.apply import apply_due_rows
+from integration_hub.inbound.pull import run_pull
+from integration_hub.tests.remotes import GST_RATES, POS_ITEMS, PosServer, make_sale
+from integration_hub.tests.utils import (
+	default_company,
+	make_connector,
+	make_customer,
+	make_item,
+	mapping_from_template,
+)
+
+CONNECTOR = "IH POS Server"
+WALK_IN = "IH Walk-in Customer"
+PER_STORE = int(os.environ.get("IH_POS_SALES_PER_STORE", "170"))
+STYLES = {
+	"page": {"endpoint_path": "/stores/{store}/sales", "pagination_style": "Page"},
+	"cursor": {
+		"endpoint_path": "/stores/{store}/sales-by-cursor",
+		"pagination_style": "Cursor",
+		"cursor_param": "cursor",
+		"size_param": "limit",
+		"next_cursor_path": "next_cursor",
+	},
+	"link": {
+		"endpoint_path": "/stores/{store}/sales-by-link",
+		"pagination_style": "Link Header",
+		"size_param": "limit",
+	},
+}
+
+
+def gst_account(company: str, rate: int) -> str:
+	abbr = frappe.get_cached_value("Company", company, "abbr")
+	name = f"Output GST {rate}% - {abbr}"
+	if not frappe.db.exists("Account", name):
+		parent = frappe.db.get_value(
+			"Account", {"company": company, "account_name": "Duties and Taxes", "is_group": 1}
+		) or frappe.db.get_value("Account", {"company": company, "root_type": "Liability", "is_group": 1})
+		frappe.get_doc(
+			{
+				"doctype": "Account",
+				"account_name": f"Output GST {rate}%",
+				"company": company,
+				"parent_account": parent,
+				"account_type": "Tax",
+				"root_type": "Liability",
+			}
+		).insert(ignore_permissions=True)
+	return name
+
+
+def ensure_cash_account(company: str) -> None:
+	mode = frappe.get_doc("Mode of Payment", "Cash")
+	if not any(row.company == company for row in mode.accounts):
+		cash = frappe.get_cached_value("Company", company, "default_cash_account") or frappe.db.get_value(
+			"Account", {"company": company, "account_type": "Cash", "is_group": 0}
+		)
+		mode.append("accounts", {"company": company, "default_account": cash})
+		mode.save(ignore_permissions=True)
+
+
+def pos_mapping(name: str, store: str, style: str = "page", **overrides) -> str:
+	"""The POS template, filled in as an administrator would for this site's company and accounts."""
+	company = default_company()
+	accounts = {str(rate): gst_account(company, rate) for rate in GST_RATES}
+	values = {
+		key: value.format(store=store) if isinstance(value, str) else value
+		for key, value in STYLES[style].items()
+	}
+	return mapping_from_template(
+		"pos_sales_to_sales_invoice",
+		CONNECTOR,
+		name,
+		fields={
+			"company": {"source": company},
+			"taxes[].account_head": {"argument": json.dumps(accounts)},
+		},
+		links={"customer": {"default_value": WALK_IN}},
+		**{"page_size": 50, **values, **overrides},
+	)
+
+
+def invoice_for(sale_id: str) -> str | None:
+	return find_document(CONNECTOR, "Sales Invoice", sale_id, "pos_sale")
+
+
+class TestPosPull(FrappeTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		company = default_company()
+		for code in POS_ITEMS:
+			make_item(code)
+		ensure_cash_account(company)
+		make_customer(WALK_IN)
+		frappe.db.commit()
+
+	def setUp(self):
+		self.pos = PosServer(
+			currency=frappe.get_cached_value("Company", default_company(), "default_currency")
+		)
+		make_connector(CONNECTOR, self.pos.url, max_attempts=3)
+		frappe.db.commit()
+		self.started = now_datetime()
+
+	def tearDown(self):
+		self.pos.stop()
+
+	def assert_invoice_matches(self, sale: dict) -> None:
+		name = invoice_for(sale["id"])
+		self.assertTrue(name, f"sale {sale['id']} has no invoice")
+		invoice = frappe.db.get_value(
+			"Sales Invoice",
+			name,
+			[
+				"docstatus",
+				"grand_total",
+				"total_taxes_and_charges",
+				"net_total",
+				"status",
+				"outstanding_amount",
+			],
+			as_dict=True,
+		)
+		self.assertEqual(invoice.docstatus, 1, sale["id"])
+		self.assertEqual(Decimal(str(invoice.grand_total)), Decimal(sale["grand_total"]), sale["id"])
+		self.assertEqual(
+			Decimal(str(invoice.total_taxes_and_charges)), Decimal(sale["tax_total"]), sale["id"]
+		)
+		self.assertEqual(Decimal(str(invoice.net_total)), Decimal(sale["net_total"]), sale["id"])
+		self.assertEqual(invoice.status, "Paid", sale["id"])
+
+	def test_sales_of_three_stores_arrive_once_by_page_cursor_and_link_header(self):
+		stores = {"PG": "page", "CR": "cursor", "LK": "link"}
+		for store, style in stores.items():
+			self.pos.add_store(store, PER_STORE)
+			pos_mapping(f"IH POS {store}", store, style)
+		frappe.db.commit()
+
+		for store in stores:
+			counts = run_pull(f"IH POS {store}")
+			self.assertEqual(
+				(counts.fetched, counts.created, counts.failed), (PER_STORE, PER_STORE, 0), store
+			)
+
+		sales = [sale for store in stores for sale in self.pos.sales[store]]
+		self.assertGreaterEqual(len(sales), 3 * PER_STORE)
+		self.assertEqual({line["tax_rate"] for sale in sales for line in sale["lines"]}, set(GST_RATES))
+		for sale in sales:
+			self.assert_invoice_matches(sale)
+		bound = frappe.db.count(
+			"Integration Binding", {"connector": CONNECTOR, "reference_doctype": "Sales Invoice"}
+		)
+		self.assertEqual(bound, len(sales))
+
+		for store in stores:
+			again = run_pull(f"IH POS {store}")
+			self.assertEqual(again.created + again.updated + again.failed, 0, store)
+		self.assertEqual(
+			frappe.db.count(
+				"Integration Binding", {"connector": CONNECTOR, "reference_doctype": "Sales Invoice"}
+			),
+			len(sales),
+		)
+
+		before = invoice_for("PG-00007")
+		changed = self.pos.change_sale("PG", 7)
+		counts = run_pull("IH POS PG")
+		self.assertEqual((counts.updated, counts.created, counts.failed), (1, 0, 0))
+		after = invoice_for("PG-00007")
+		self.assertNotEqual(before, after)
+		self.assertEqual(frappe.db.get_value("Sales Invoice", before, "docstatus"), 2)
+		self.assertEqual(frappe.db.get_value("Sales Invoice", after, "amended_from"), before)
+		self.assert_invoice_matches(changed)
+		live = {"docstatus": 1, "remarks": "POS sale PG-00007", "creation": (">=", self.started)}
+		self.assertEqual(frappe.db.count("Sales Invoice", live), 1)
