@@ -2,7 +2,7 @@
 
 ``stage_records`` turns remote records into inbound Sync Log rows (payload kept, secrets redacted) in the
 caller's transaction; a record whose binding already holds the same payload is counted, not staged, and so
-is a copy of a record that is already waiting. ``apply_rows`` then applies each row in a transaction of its
+is a version of a record already waiting or Dead (Retry re-applies those). ``apply_rows`` then applies each row in a transaction of its
 own: lock the row, map the record, resolve links, create / update / skip the document through its
 Integration Binding, optionally submit, save the binding and record the outcome — all committed together or
 not at all. A bad record ends Dead with a message naming the field and value; a lock wait or deadlock gets a
@@ -36,7 +36,8 @@ APPLY_JOB = "integration_hub.inbound.apply.apply_due_rows"
 APPLY_JOB_TIMEOUT = 1500
 APPLY_TIME_BUDGET = 1200
 CLAIM_LIMIT = 200
-OPEN_STATUSES = ("Queued", "Failed", "Running")
+STAGED_STATUSES = ("Queued", "Failed", "Running", "Dead")
+"""A record version already in one of these rows is not staged again: it is waiting, or it waits for a person."""
 MATCH_BY = {"Name": "name", "Field": "field", "Binding": "binding"}
 RETRYABLE_DB_ERRORS = (frappe.QueryDeadlockError, frappe.QueryTimeoutError)
 DEFAULT_RETRY = RetryPolicy(max_attempts=5, base_delay=5, max_delay=300)
@@ -102,7 +103,7 @@ def stage_records(
 		event_id = event_ids[position] if event_ids else None
 		prepared.append((stored, external_id, digest, key, event_id))
 	known = bound_hashes(mapping, [item[1] for item in prepared if item[1]])
-	waiting = open_keys([item[3] for item in prepared])
+	waiting = staged_keys([item[3] for item in prepared])
 	rows = []
 	for stored, external_id, digest, key, event_id in prepared:
 		if external_id and known.get(external_id) == digest:
@@ -196,13 +197,13 @@ def bound_hashes(mapping, external_ids: list[str]) -> dict[str, str]:
 	return {row.external_id: row.last_payload_hash for row in rows}
 
 
-def open_keys(keys: list[str]) -> set[str]:
+def staged_keys(keys: list[str]) -> set[str]:
 	if not keys:
 		return set()
 	return set(
 		frappe.get_all(
 			"Sync Log",
-			filters={"idempotency_key": ("in", keys), "status": ("in", OPEN_STATUSES)},
+			filters={"idempotency_key": ("in", keys), "status": ("in", STAGED_STATUSES)},
 			pluck="idempotency_key",
 		)
 	)

@@ -140,3 +140,51 @@ class PosServer:
 
 	def stop(self):
 		self.server.stop()
+
+
+@dataclass
+class AttendanceServer:
+	"""Punches as a ZKBio Time-like server lists them: page numbers, ``{"count", "next", "data"}``, naive device
+	times, and DRF's ``404 {"detail": "Invalid page."}`` for a page past the end."""
+
+	punches: list[dict] = field(default_factory=list)
+
+	def __post_init__(self):
+		self.server = RecordingServer(self.respond, lifetime=900)
+		self.url = self.server.url
+
+	def add(
+		self, punch_id: int, emp_code: str, punch_time: str, state: str = "0", upload_time: str = ""
+	) -> dict:
+		punch = {
+			"id": punch_id,
+			"emp_code": emp_code,
+			"punch_time": punch_time,
+			"punch_state": state,
+			"terminal_sn": "CQZ7232460",
+			"upload_time": upload_time or punch_time,
+		}
+		self.punches.append(punch)
+		return punch
+
+	def respond(self, request: RecordedRequest):
+		if request.path != "/iclock/api/transactions/":
+			return 404, {}, {"detail": "Not found."}
+		query = {key: values[-1] for key, values in parse_qs(request.query).items()}
+		since = query.get("upload_time__gte", "")
+		punches = sorted(
+			(p for p in self.punches if p["upload_time"] >= since), key=lambda p: p["upload_time"]
+		)
+		page, size = int(query.get("page", 1)), int(query.get("page_size", 10))
+		chunk = punches[(page - 1) * size : page * size]
+		if page > 1 and not chunk:
+			return 404, {}, {"detail": "Invalid page."}
+		following = (
+			f"{self.url}{request.path}?page={page + 1}&page_size={size}"
+			if page * size < len(punches)
+			else None
+		)
+		return 200, {}, {"count": len(punches), "next": following, "previous": None, "data": chunk}
+
+	def stop(self):
+		self.server.stop()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import frappe
@@ -18,7 +19,7 @@ from integration_hub.api.mapping import pull_now, reset_cursor
 from integration_hub.api.sync_log import retry
 from integration_hub.bindings import find_document
 from integration_hub.inbound.apply import apply_due_rows
-from integration_hub.inbound.pull import run_pull
+from integration_hub.inbound.pull import pull_is_due, run_pull
 from integration_hub.tests.remotes import GST_RATES, POS_ITEMS, PosServer, make_sale
 from integration_hub.tests.utils import (
 	default_company,
@@ -26,6 +27,7 @@ from integration_hub.tests.utils import (
 	make_customer,
 	make_item,
 	mapping_from_template,
+	run_site_function,
 )
 
 CONNECTOR = "IH POS Server"
@@ -193,3 +195,132 @@ class TestPosPull(FrappeTestCase):
 		self.assert_invoice_matches(changed)
 		live = {"docstatus": 1, "remarks": "POS sale PG-00007", "creation": (">=", self.started)}
 		self.assertEqual(frappe.db.count("Sales Invoice", live), 1)
+
+	def test_bad_records_end_dead_with_their_reason_and_the_rest_of_the_page_is_applied(self):
+		disabled = make_customer("IH Disabled POS Customer")
+		frappe.db.set_value("Customer", disabled, "disabled", 1)
+		self.pos.add_store("BD", 8)
+		sales = self.pos.sales["BD"]
+		sales[1]["lines"][0]["sku"] = "IH-POS-NEW-ITEM"
+		sales[3]["created_at"] = "2026-11-31T10:00:00+05:30"
+		sales[5]["customer"] = disabled
+		frappe.db.delete("Item", {"item_code": "IH-POS-NEW-ITEM"})
+		pos_mapping("IH POS BD", "BD")
+		frappe.db.commit()
+
+		counts = run_pull("IH POS BD")
+
+		self.assertEqual((counts.fetched, counts.created, counts.failed), (8, 5, 3))
+		dead = {
+			row.external_id: row.error
+			for row in frappe.get_all(
+				"Sync Log",
+				filters={"mapping": "IH POS BD", "status": "Dead"},
+				fields=["external_id", "error"],
+			)
+		}
+		self.assertEqual(set(dead), {"BD-00002", "BD-00004", "BD-00006"})
+		self.assertIn("Item 'IH-POS-NEW-ITEM' for item_code in items row 1 was not found", dead["BD-00002"])
+		self.assertIn("posting_date", dead["BD-00004"])
+		self.assertIn("2026-11-31T10:00:00+05:30", dead["BD-00004"])
+		self.assertIn(disabled, dead["BD-00006"])
+		self.assertIn("disabled", dead["BD-00006"].lower())
+		for sale_id in dead:
+			self.assertIsNone(invoice_for(sale_id))
+		for sale in sales:
+			if sale["id"] not in dead:
+				self.assert_invoice_matches(sale)
+
+		make_item("IH-POS-NEW-ITEM")
+		frappe.db.commit()
+		row = frappe.db.get_value("Sync Log", {"mapping": "IH POS BD", "external_id": "BD-00002"})
+		retry([row])
+		frappe.db.commit()
+		apply_due_rows("IH POS BD")
+		self.assertEqual(frappe.db.get_value("Sync Log", row, "status"), "Success")
+		self.assert_invoice_matches(sales[1])
+
+	def test_a_remote_that_is_down_or_rate_limits_loses_nothing_and_the_next_run_catches_up(self):
+		self.pos.add_store("DN", 12)
+		pos_mapping("IH POS DN", "DN", page_size=5)
+		frappe.db.commit()
+		self.pos.fail_with = (503, {}, {"detail": "maintenance"})
+		counts = run_pull("IH POS DN")
+		state = frappe.db.get_value(
+			"Mapping", "IH POS DN", ["last_pull_status", "last_pull_error", "next_pull_after"], as_dict=True
+		)
+		self.assertEqual((counts.fetched, state.last_pull_status), (0, "Failed"))
+		self.assertIn("503", state.last_pull_error)
+		self.assertEqual(frappe.db.get_value("Connector", CONNECTOR, "consecutive_failures"), 1)
+
+		self.pos.fail_with = (429, {"Retry-After": "120"}, {"detail": "slow down"})
+		run_pull("IH POS DN")
+		state = frappe.db.get_value(
+			"Mapping", "IH POS DN", ["last_pull_error", "next_pull_after"], as_dict=True
+		)
+		self.assertIn("429", state.last_pull_error)
+		wait = (state.next_pull_after - now_datetime()).total_seconds()
+		self.assertTrue(100 < wait <= 120, wait)
+		self.assertFalse(
+			pull_is_due(
+				frappe._dict(
+					cron_expression="* * * * *",
+					next_pull_after=state.next_pull_after,
+					last_pulled_at=None,
+					creation=self.started,
+				),
+				now_datetime(),
+			)
+		)
+
+		self.pos.fail_with = None
+		counts = run_pull("IH POS DN")
+		self.assertEqual((counts.fetched, counts.created, counts.failed), (12, 12, 0))
+		self.assertEqual(frappe.db.get_value("Mapping", "IH POS DN", "last_pull_status"), "Success")
+		self.assertEqual(frappe.db.get_value("Connector", CONNECTOR, "consecutive_failures"), 0)
+		for sale in self.pos.sales["DN"]:
+			self.assert_invoice_matches(sale)
+
+	def test_a_pull_killed_mid_run_resumes_with_no_duplicate_and_no_gap(self):
+		self.pos.add_store("KL", 60)
+		pos_mapping("IH POS KL", "KL", page_size=6)
+		frappe.db.commit()
+		self.pos.page_delay = 0.4
+		worker = run_site_function("integration_hub.inbound.pull.run_pull", "IH POS KL")
+		deadline = time.monotonic() + 120
+		while time.monotonic() < deadline and staged_rows("IH POS KL") < 18:
+			time.sleep(0.05)
+		os.kill(worker.pid, signal.SIGKILL)
+		worker.wait(timeout=30)
+		self.assertEqual(worker.returncode, -signal.SIGKILL)
+		frappe.db.rollback()
+		resume_from = frappe.db.get_value("Mapping", "IH POS KL", "saved_cursor")
+		self.assertTrue(resume_from and int(resume_from) > 1, resume_from)
+		self.assertLess(staged_rows("IH POS KL"), 60, "the pull finished before it was killed")
+
+		self.pos.page_delay = 0
+		run_pull("IH POS KL")
+
+		for sale in self.pos.sales["KL"]:
+			self.assert_invoice_matches(sale)
+		self.assertEqual(
+			frappe.db.count(
+				"Sales Invoice", {"remarks": ("like", "POS sale KL-%"), "creation": (">=", self.started)}
+			),
+			60,
+		)
+		self.assertEqual(
+			frappe.db.count("Sync Log", {"mapping": "IH POS KL", "status": ("!=", "Success")}), 0
+		)
+		self.assertFalse(frappe.db.get_value("Mapping", "IH POS KL", "saved_cursor"))
+		self.assertEqual(
+			frappe.db.get_value("Mapping", "IH POS KL", "watermark"),
+			max(datetime.fromisoformat(s["updated_at"]) for s in self.pos.sales["KL"])
+			.astimezone(timezone.utc)
+			.isoformat(),
+		)
+
+
+def staged_rows(mapping: str) -> int:
+	frappe.db.rollback()
+	return frappe.db.count("Sync Log", {"mapping": mapping})

@@ -285,17 +285,21 @@ def free_port() -> int:
 
 def run_worker_process(connector: str) -> subprocess.Popen:
 	"""Start a delivery worker in a separate OS process, as a real background worker would run."""
+	return run_site_function("integration_hub.outbound.outbox.deliver", connector)
+
+
+def run_site_function(dotted_path: str, *args: str) -> subprocess.Popen:
+	"""Call ``dotted_path(*args)`` on this site in a separate OS process, as a background worker would."""
 	script = (
 		"import frappe, sys\n"
 		"frappe.init(site=sys.argv[1], sites_path=sys.argv[2])\n"
 		"frappe.connect()\n"
-		"from integration_hub.outbound.outbox import deliver\n"
-		"print(deliver(sys.argv[3]))\n"
+		"print(frappe.get_attr(sys.argv[3])(*sys.argv[4:]))\n"
 		"frappe.destroy()\n"
 	)
 	sites_path = os.path.abspath(frappe.local.sites_path)
 	return subprocess.Popen(
-		[sys.executable, "-c", script, frappe.local.site, sites_path, connector],
+		[sys.executable, "-c", script, frappe.local.site, sites_path, dotted_path, *args],
 		cwd=sites_path,
 		stdout=subprocess.PIPE,
 		stderr=subprocess.PIPE,
