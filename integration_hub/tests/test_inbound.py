@@ -10,16 +10,18 @@ import sys
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
+from unittest.mock import patch
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
-from frappe.utils import now_datetime
+from frappe.utils import add_to_date, now_datetime
 
 from integration_hub.api.mapping import pull_now, reset_cursor
 from integration_hub.api.sync_log import retry
 from integration_hub.bindings import find_document
 from integration_hub.inbound.apply import apply_due_rows
-from integration_hub.inbound.pull import pull_is_due, run_pull
+from integration_hub.inbound.pull import pull_is_due, pull_lock_name, run_pull, schedule_pulls
+from integration_hub.integration_hub.doctype.connector.test_connector import make_user, role_checks_enforced
 from integration_hub.tests.remotes import GST_RATES, POS_ITEMS, PosServer, make_sale
 from integration_hub.tests.utils import (
 	default_company,
@@ -101,6 +103,10 @@ def pos_mapping(name: str, store: str, style: str = "page", **overrides) -> str:
 	)
 
 
+def company_pos_server() -> PosServer:
+	return PosServer(currency=frappe.get_cached_value("Company", default_company(), "default_currency"))
+
+
 def invoice_for(sale_id: str) -> str | None:
 	return find_document(CONNECTOR, "Sales Invoice", sale_id, "pos_sale")
 
@@ -117,9 +123,7 @@ class TestPosPull(FrappeTestCase):
 		frappe.db.commit()
 
 	def setUp(self):
-		self.pos = PosServer(
-			currency=frappe.get_cached_value("Company", default_company(), "default_currency")
-		)
+		self.pos = company_pos_server()
 		make_connector(CONNECTOR, self.pos.url, max_attempts=3)
 		frappe.db.commit()
 		self.started = now_datetime()
@@ -324,3 +328,62 @@ class TestPosPull(FrappeTestCase):
 def staged_rows(mapping: str) -> int:
 	frappe.db.rollback()
 	return frappe.db.count("Sync Log", {"mapping": mapping})
+
+
+class TestPullControls(FrappeTestCase):
+	def setUp(self):
+		self.pos = company_pos_server()
+		make_connector(CONNECTOR, self.pos.url)
+		self.pos.add_store("CT", 3)
+		self.mapping = pos_mapping("IH POS CT", "CT", cron_expression="*/5 * * * *")
+		frappe.db.set_value(
+			"Mapping", self.mapping, {"saved_cursor": "7", "watermark": "2026-11-30T00:00:00+00:00"}
+		)
+		frappe.db.commit()
+
+	def tearDown(self):
+		frappe.set_user("Administrator")
+		self.pos.stop()
+
+	def test_only_an_integration_manager_may_pull_now_or_reset_the_cursor(self):
+		plain = make_user("ih-plain-puller@example.com", ["Accounts User"])
+		manager = make_user("ih-pull-manager@example.com", ["Integration Manager"])
+		with role_checks_enforced():
+			frappe.set_user(plain)
+			self.assertRaises(frappe.PermissionError, pull_now, self.mapping)
+			self.assertRaises(frappe.PermissionError, reset_cursor, self.mapping)
+			frappe.set_user(manager)
+			self.assertEqual(reset_cursor(self.mapping), {"reset": True})
+			self.assertTrue(pull_now(self.mapping)["queued"])
+		frappe.set_user("Administrator")
+		self.assertEqual(
+			frappe.db.get_value("Mapping", self.mapping, ["saved_cursor", "watermark"]), (None, None)
+		)
+
+	def test_the_minute_tick_enqueues_a_due_mapping_once_and_a_held_lock_stops_a_second_pull(self):
+		queued = []
+		frappe.db.set_value(
+			"Mapping",
+			self.mapping,
+			{"last_pulled_at": add_to_date(now_datetime(), minutes=-6), "saved_cursor": None},
+		)
+		frappe.db.commit()
+		with patch("integration_hub.inbound.pull.enqueue_pull", side_effect=queued.append):
+			schedule_pulls()
+			frappe.db.set_value("Mapping", self.mapping, "last_pulled_at", now_datetime())
+			frappe.db.commit()
+			schedule_pulls()
+		self.assertEqual(queued.count(self.mapping), 1)
+
+		holder = frappe.database.get_db(
+			host=frappe.conf.db_host, user=frappe.conf.db_name, password=frappe.conf.db_password
+		)
+		holder.connect()
+		try:
+			holder.sql("select get_lock(%s, 0)", pull_lock_name(self.mapping))
+			self.assertIsNone(run_pull(self.mapping))
+			holder.sql("select release_lock(%s)", pull_lock_name(self.mapping))
+		finally:
+			holder.close()
+		counts = run_pull(self.mapping)
+		self.assertEqual(counts.created, 3)

@@ -9,6 +9,11 @@ frappe.ui.form.on("Mapping", {
 		}
 		if (frm.doc.direction === "Outbound") {
 			frm.add_custom_button(__("Preview"), () => frm.trigger("preview"));
+		} else {
+			frm.add_custom_button(__("Preview"), () => frm.trigger("preview_inbound"));
+		}
+		if (frm.doc.direction === "Inbound" && frm.doc.trigger === "Schedule") {
+			frm.trigger("add_pull_buttons");
 		}
 		frm.add_custom_button(
 			__("Sync Log"),
@@ -44,6 +49,89 @@ frappe.ui.form.on("Mapping", {
 					args: { mapping: frm.doc.name, docname: values.docname, event: values.event },
 					callback(r) {
 						dialog.set_value("result", JSON.stringify(r.message, null, 1));
+					},
+				});
+			},
+		});
+		dialog.show();
+	},
+
+	add_pull_buttons(frm) {
+		if (!frappe.user.has_role(["Integration Manager", "System Manager"])) {
+			return;
+		}
+		frm.add_custom_button(__("Pull Now"), () => {
+			frappe.call({
+				method: "integration_hub.api.mapping.pull_now",
+				args: { mapping: frm.doc.name },
+				callback() {
+					frm.dashboard.show_progress(__("Pull"), 0, __("Waiting for a worker…"));
+				},
+			});
+		});
+		frm.add_custom_button(
+			__("Reset Cursor"),
+			() =>
+				frappe.confirm(
+					__("Forget where pulls stopped? The next run reads the remote list from its start; records already bound are updated or skipped, not duplicated."),
+					() =>
+						frappe.call({
+							method: "integration_hub.api.mapping.reset_cursor",
+							args: { mapping: frm.doc.name },
+							callback: () => frm.reload_doc(),
+						})
+				),
+			__("Actions")
+		);
+		if (!frm.pull_progress_bound) {
+			frm.pull_progress_bound = true;
+			frappe.realtime.on("integration_hub_pull_progress", (data) => {
+				if (data.mapping !== frm.doc.name) {
+					return;
+				}
+				const handled = data.created + data.updated + data.unchanged + data.failed;
+				const percent = data.fetched ? Math.round((100 * handled) / data.fetched) : 0;
+				frm.dashboard.show_progress(__("Pull"), data.done ? 100 : percent, data.summary);
+				if (data.done) {
+					frm.dashboard.hide_progress(__("Pull"));
+					frappe.show_alert({
+						message: data.error ? __("Pull failed: {0}", [data.error]) : __("Pull done: {0}", [data.summary]),
+						indicator: data.error ? "red" : "green",
+					});
+					frm.reload_doc();
+				}
+			});
+		}
+	},
+
+	preview_inbound(frm) {
+		const dialog = new frappe.ui.Dialog({
+			title: __("Preview what records would become"),
+			fields: [
+				{
+					fieldname: "sample",
+					fieldtype: "Code",
+					options: "JSON",
+					label: __("Sample Record (optional)"),
+					description: __("Paste a record or a list of records; leave empty to read the first page from the remote."),
+				},
+				{ fieldname: "result", fieldtype: "HTML" },
+			],
+			primary_action_label: __("Preview"),
+			primary_action(values) {
+				frappe.call({
+					method: "integration_hub.api.mapping.preview_inbound",
+					args: { mapping: frm.doc.name, sample: values.sample || null },
+					freeze: true,
+					callback(r) {
+						const rows = (r.message || []).map((item) => {
+							const head = item.action === "error"
+								? `<span class="indicator-pill red">${__("Error")}</span> ${frappe.utils.escape_html(item.error)}`
+								: `<span class="indicator-pill ${item.action === "create" ? "green" : "blue"}">${__(item.action === "create" ? "Create" : "Update")}</span> ${frappe.utils.escape_html(item.document || "")}`;
+							const body = item.values ? `<pre>${frappe.utils.escape_html(JSON.stringify(item.values, null, 1))}</pre>` : "";
+							return `<div class="mb-3"><b>${frappe.utils.escape_html(String(item.external_id || __("(no external id)")))}</b> ${head}${body}</div>`;
+						});
+						dialog.fields_dict.result.$wrapper.html(rows.join("") || __("The remote returned no records."));
 					},
 				});
 			},
