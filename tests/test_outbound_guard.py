@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import ssl
+import subprocess
 
 import pytest
 import requests
@@ -10,7 +13,12 @@ from conftest import LoopbackHTTPServer, Reply
 
 from integration_hub.engine import netguard
 from integration_hub.engine.auth import AuthConfig
-from integration_hub.engine.errors import BlockedAddressError, ConfigurationError, RetryableError
+from integration_hub.engine.errors import (
+	BlockedAddressError,
+	ConfigurationError,
+	PermanentError,
+	RetryableError,
+)
 from integration_hub.engine.netguard import GuardedSession, check_url
 from integration_hub.engine.pagination import PaginationSpec, iter_pages
 from integration_hub.engine.rest import RestClient, RestConfig
@@ -141,3 +149,55 @@ def test_unresolvable_pinned_host_is_a_configuration_error(connector_key):
 	with pytest.raises(ConfigurationError, match="Cannot resolve") as caught:
 		client.request("GET", "/")
 	assert not isinstance(caught.value, RetryableError)
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+	"""A throwaway CA and a certificate for pinned.test, made with the openssl command."""
+	openssl = shutil.which("openssl")
+	if openssl is None:
+		pytest.skip("openssl not found; the pinned HTTPS test needs it to make certificates")
+	folder = tmp_path_factory.mktemp("tls")
+	(folder / "san.ext").write_text("subjectAltName=DNS:pinned.test\n")
+	commands = [
+		"req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=ih-test-ca",
+		"req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj /CN=pinned.test",
+		"x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2 -extfile san.ext",
+	]
+	for command in commands:
+		subprocess.run([openssl, *command.split()], cwd=folder, check=True, capture_output=True, timeout=60)
+	return folder
+
+
+@pytest.fixture
+def tls_server(tls_files):
+	server = LoopbackHTTPServer()
+	server.route("/ping", Reply.json({"ok": True}))
+	context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+	context.load_cert_chain(tls_files / "leaf.pem", tls_files / "leaf.key")
+	server.server_names = []
+	context.sni_callback = lambda sock, name, ctx: server.server_names.append(name)
+	server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+	yield server
+	server.close()
+
+
+def https_client(connector_key: str, host: str, port: int, ca: str) -> RestClient:
+	client = RestClient(RestConfig(connector_key, f"https://{host}:{port}", allow_private_network=True))
+	client.session.verify = ca
+	return client
+
+
+def test_pinned_https_keeps_sni_and_checks_the_certificate_against_the_name(
+	tls_server, tls_files, connector_key, monkeypatch
+):
+	monkeypatch.setattr(netguard, "resolve", lambda host, port: [ipaddress.ip_address("127.0.0.1")])
+	port = tls_server.httpd.server_address[1]
+	ca = str(tls_files / "ca.pem")
+	assert https_client(connector_key, "pinned.test", port, ca).request("GET", "/ping").json() == {"ok": True}
+	assert tls_server.server_names == ["pinned.test"]
+	assert tls_server.received("/ping")[0].header("Host") == f"pinned.test:{port}"
+
+	with pytest.raises(PermanentError, match="certificate"):
+		https_client(connector_key + "-other", "other.test", port, ca).request("GET", "/ping")
+	assert len(tls_server.received("/ping")) == 1
