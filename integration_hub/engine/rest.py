@@ -43,7 +43,7 @@ class RestConfig:
 	connect_timeout: float = 5.0
 	read_timeout: float = 30.0
 	verify_tls: bool = True
-	default_headers: dict[str, str] = field(default_factory=dict)
+	default_headers: dict[str, str] = field(default_factory=dict, repr=False)
 	allow_private_network: bool = False
 	rate_limit_per_second: int = 0
 	pool_size: int = 10
@@ -270,13 +270,18 @@ class RestClient:
 		"""The request as it would be sent, with credentials masked; makes no network call.
 
 		The JSON body is returned as data (not its serialised text) so that a log or the Desk shows it readably.
+		Anything that stops the request from being built is a ConfigurationError with a secret-free message.
 		"""
-		request = requests.Request(
-			method.upper(),
-			self.url_for(path),
-			json=json,
-			headers=self.merged_headers(headers, idempotency_key),
-		).prepare()
+		try:
+			request = requests.Request(
+				method.upper(),
+				self.url_for(path),
+				json=json,
+				headers=self.merged_headers(headers, idempotency_key),
+			).prepare()
+		except (requests.RequestException, ValueError, TypeError) as exc:
+			reason = redact_text(str(exc), self.secrets)[:300]
+			raise ConfigurationError(f"The request cannot be built: {type(exc).__name__}: {reason}") from None
 		if self.auth is not None and self.config.auth.kind != "oauth2_client_credentials":
 			request = self.auth(request)
 		shown_headers = dict(request.headers)
