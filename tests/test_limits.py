@@ -15,7 +15,7 @@ from conftest import Reply
 from integration_hub.engine import auth as auth_module
 from integration_hub.engine import soap
 from integration_hub.engine.auth import AuthConfig
-from integration_hub.engine.errors import ConfigurationError, PermanentError, RetryableError
+from integration_hub.engine.errors import ConfigurationError, MappingError, PermanentError, RetryableError
 from integration_hub.engine.rest import RestClient, RestConfig
 from integration_hub.engine.soap import SoapClient, SoapConfig
 
@@ -155,3 +155,24 @@ def test_oversized_wsdl_is_refused(http_server, connector_key, monkeypatch):
 	config = SoapConfig(connector_key, http_server.url("/big.wsdl"), allow_private_network=True)
 	with pytest.raises(PermanentError, match="larger than"):
 		SoapClient(config)
+
+
+# Every failure is classified (issue #11, 9)
+
+
+@pytest.mark.parametrize(
+	("options", "error"),
+	[
+		({"headers": {"X-Name": "price €"}}, ConfigurationError),
+		({"json": {"amount": object()}}, MappingError),
+		({"json": {"amount": float("nan")}}, MappingError),
+	],
+)
+def test_request_that_cannot_be_sent_is_a_classified_permanent_error(
+	http_server, connector_key, options, error
+):
+	client = RestClient(RestConfig(connector_key, http_server.base_url, allow_private_network=True))
+	with pytest.raises(error) as caught:
+		client.request("POST", "/x", **options)
+	assert not caught.value.retryable
+	assert http_server.received() == []

@@ -20,6 +20,7 @@ from integration_hub.engine.errors import (
 	BlockedAddressError,
 	ConfigurationError,
 	GoneError,
+	MappingError,
 	PermanentError,
 	RetryableError,
 )
@@ -222,6 +223,8 @@ class RestClient:
 				body = self.read_body(response, url)
 		except requests.RequestException as exc:
 			raise self.transport_error(exc, url, started) from None
+		except (ValueError, TypeError) as exc:
+			raise self.build_error(exc, url) from None
 		elapsed_ms = (time.perf_counter() - started) * 1000
 		response_headers = dict(response.headers)
 		excerpt = redact_text(body[:4000].decode("utf-8", errors="replace"), self.secrets)
@@ -230,6 +233,15 @@ class RestClient:
 
 	def read_body(self, response: requests.Response, url: str) -> bytes:
 		return read_limited(response, MAX_RESPONSE_BYTES, f"Response from {host_of(url)}")
+
+	def build_error(self, exc: ValueError | TypeError, url: str) -> Exception:
+		"""A request that could not be sent at all: a payload that is not JSON, a header that is not text."""
+		reason = redact_text(str(exc), self.secrets)[:300]
+		if isinstance(exc, TypeError):
+			return MappingError(f"The payload for {host_of(url)} cannot be sent as JSON: {reason}")
+		return ConfigurationError(
+			f"The request to {host_of(url)} cannot be built: {type(exc).__name__}: {reason}"
+		)
 
 	def transport_error(self, exc: requests.RequestException, url: str, started: float) -> Exception:
 		"""A clear, secret-free error for a failed exchange."""
@@ -249,6 +261,8 @@ class RestClient:
 			if "CERTIFICATE_VERIFY_FAILED" in reason:
 				return PermanentError(f"TLS certificate of {host} could not be verified: {reason}")
 			return RetryableError(f"TLS handshake with {host} failed: {reason}")
+		if isinstance(exc, requests.exceptions.InvalidJSONError):
+			return MappingError(f"The payload for {host} cannot be sent as JSON: {reason}")
 		if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
 			return ConfigurationError(f"Invalid URL for {host}: {reason}")
 		if isinstance(exc, requests.exceptions.InvalidHeader):
