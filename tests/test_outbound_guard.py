@@ -201,3 +201,14 @@ def test_pinned_https_keeps_sni_and_checks_the_certificate_against_the_name(
 	with pytest.raises(PermanentError, match="certificate"):
 		https_client(connector_key + "-other", "other.test", port, ca).request("GET", "/ping")
 	assert len(tls_server.received("/ping")) == 1
+
+
+def test_refusal_messages_never_show_the_query(connector_key):
+	auth = AuthConfig(kind="api_key", api_key="sk-query-key", api_key_name="key", api_key_in="query")
+	client = RestClient(RestConfig(connector_key, "http://169.254.169.254", auth=auth))
+	with pytest.raises(BlockedAddressError) as caught:
+		client.request("GET", "/x?tenant=1")
+	assert "sk-query-key" not in caught.value.message
+	with pytest.raises(BlockedAddressError) as caught:
+		check_url("http://8.8.8.8\\evil/x?key=sk-query-key")
+	assert "sk-query-key" not in caught.value.message

@@ -53,24 +53,31 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 def split_url(url: str) -> tuple[SplitResult, Origin]:
 	"""Parse an outbound URL, refusing anything parsers may read differently: backslashes and userinfo."""
 	if "\\" in url:
-		raise BlockedAddressError(f"URL {url!r} contains a backslash; parsers disagree on where its host is")
+		raise BlockedAddressError(
+			f"URL {shown(url)!r} contains a backslash; parsers disagree on where its host is"
+		)
 	try:
 		parts = urlsplit(url)
 		port = parts.port
 	except ValueError as exc:
-		raise ConfigurationError(f"Invalid URL {url!r}: {exc}") from None
+		raise ConfigurationError(f"Invalid URL {shown(url)!r}: {exc}") from None
 	scheme = parts.scheme.lower()
 	if scheme not in ALLOWED_SCHEMES:
-		shown = scheme or "(none)"
-		raise BlockedAddressError(f"URL scheme {shown!r} is not allowed in {url!r}; use http or https")
+		given = scheme or "(none)"
+		raise BlockedAddressError(f"URL scheme {given!r} is not allowed in {shown(url)!r}; use http or https")
 	if "@" in parts.netloc:
 		raise BlockedAddressError(
 			f"URL {parts.scheme}://{parts.netloc.rpartition('@')[2]}/… carries a user name or password "
 			"before its host; give credentials in the connector's authentication instead"
 		)
 	if not parts.hostname:
-		raise ConfigurationError(f"URL {url!r} has no host")
+		raise ConfigurationError(f"URL {shown(url)!r} has no host")
 	return parts, Origin(scheme, parts.hostname, port or DEFAULT_PORTS[scheme])
+
+
+def shown(url: str) -> str:
+	"""``url`` without its query and fragment, for messages: a query may carry an API key."""
+	return url.split("?", 1)[0].split("#", 1)[0]
 
 
 def origin_of(url: str) -> Origin:
@@ -173,10 +180,10 @@ class PinnedAdapter(HTTPAdapter):
 		try:
 			host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
 		except ValueError as exc:
-			raise ConfigurationError(f"Invalid URL {request.url!r}: {exc}") from None
+			raise ConfigurationError(f"Invalid URL {shown(str(request.url))!r}: {exc}") from None
 		target = check_url(str(request.url), self.allow_private_network)
 		if (target.host, target.port) != (host_params["host"], host_params["port"] or target.port):
-			raise BlockedAddressError(f"URL {request.url!r} names its host ambiguously")
+			raise BlockedAddressError(f"URL {shown(str(request.url))!r} names its host ambiguously")
 		if "Host" not in request.headers:
 			request.headers["Host"] = target.host_header()
 		if target.scheme == "https":
