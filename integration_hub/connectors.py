@@ -20,7 +20,7 @@ from integration_hub.engine.policy import (
 	circuit_record_success,
 )
 from integration_hub.engine.ratelimit import RedisRateLimiter
-from integration_hub.engine.redact import redact_text
+from integration_hub.engine.redact import redact_body
 from integration_hub.engine.rest import RestClient, RestConfig
 from integration_hub.engine.soap import SoapClient, SoapConfig
 
@@ -56,7 +56,7 @@ class ConnectorRuntime:
 	rest_config: RestConfig | None = None
 	soap_config: SoapConfig | None = None
 	rate_limit: int = 0
-	secrets: list[str] = field(default_factory=list)
+	secrets: list[str] = field(default_factory=list, repr=False)
 
 	def rest_client(self) -> RestClient:
 		if not self.rest_config:
@@ -74,7 +74,8 @@ class ConnectorRuntime:
 		return SoapClient(self.soap_config)
 
 	def redact(self, text: str | None) -> str:
-		return redact_text(text or "", self.secrets)
+		"""A response body fit to store: the connector's secrets and the values of sensitive keys masked."""
+		return redact_body(text or "", self.secrets)
 
 
 class RedisTokenCache:

@@ -66,6 +66,54 @@ def tables_read_by(mapping) -> frozenset[str] | None:
 	)
 
 
+def reads_whole_document(mapping) -> bool:
+	"""Whether a template or expression of the mapping can see every field of the document, not only mapped ones."""
+	templates = [mapping.idempotency_key_template, *(row.path for row in mapping.events)]
+	return bool(
+		mapping.body_template
+		or (mapping.condition or "").strip()
+		or any(row.source_type == "Expression" or row.transform == "template" for row in mapping.fields)
+		or any("{" in (text or "") for text in templates)
+	)
+
+
+def unreadable_fields(mapping) -> list[str]:
+	"""``DocType.field`` names the mapping sends (or, through a template, could send) that the session user
+	may not read at their permission level."""
+	if reads_whole_document(mapping):
+		return restricted_fields(mapping.source_doctype)
+	paths = [row.source for row in mapping.fields if row.source_type in ("Field", "Path") and row.source]
+	return [field for field in (restricted_on_path(mapping.source_doctype, path) for path in paths) if field]
+
+
+def restricted_fields(doctype: str, parenttype: str | None = None) -> list[str]:
+	"""Fields of ``doctype`` (and of its child tables) at a permlevel the session user may not read."""
+	meta = frappe.get_meta(doctype)
+	allowed = set(meta.get_permlevel_access("read", parenttype=parenttype))
+	found = [
+		f"{doctype}.{df.fieldname}" for df in meta.fields if df.permlevel and df.permlevel not in allowed
+	]
+	if parenttype is None:
+		for table in meta.get_table_fields():
+			found.extend(restricted_fields(table.options, doctype))
+	return found
+
+
+def restricted_on_path(doctype: str, path: str) -> str | None:
+	"""The first field on ``path`` (``items[].rate``) at a permlevel the session user may not read."""
+	meta, parenttype = frappe.get_meta(doctype), None
+	for fieldname in [segment.split("[", 1)[0] for segment in path.strip().split(".") if segment]:
+		df = meta.get_field(fieldname)
+		if df is None:
+			return None
+		if df.permlevel and df.permlevel not in meta.get_permlevel_access("read", parenttype=parenttype):
+			return f"{meta.name}.{fieldname}"
+		if df.fieldtype not in frappe.model.table_fields:
+			return None
+		meta, parenttype = frappe.get_meta(df.options), doctype
+	return None
+
+
 def get_outbound_index() -> dict[str, dict[str, list[str]]]:
 	"""{doctype: {event: [mapping names]}} of enabled outbound mappings; cached until a Mapping changes."""
 	return frappe.cache.get_value(OUTBOUND_INDEX_KEY, build_outbound_index)

@@ -33,10 +33,12 @@ from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 from werkzeug.serving import make_server
 
+from integration_hub.engine import soap
 from integration_hub.engine.errors import (
 	BlockedAddressError,
 	ConfigurationError,
 	MappingError,
+	PermanentError,
 	RetryableError,
 	SoapFaultError,
 )
@@ -443,3 +445,95 @@ def test_unloadable_wsdl_is_a_configuration_error(connector_key, tmp_path, wsdl)
 def test_wsdl_http_error_is_a_configuration_error(soap_server, connector_key):
 	with pytest.raises(ConfigurationError, match="HTTP 503"):
 		SoapClient(config_for(connector_key, f"{soap_server.base_url}/broken?wsdl"))
+
+
+# Replies and endpoints (issue #11)
+
+
+def local_wsdl(soap_server, tmp_path, address: str | None = None) -> str:
+	"""The service's WSDL as a local file, optionally with another soap:address."""
+	text = soap_server.wsdl_text()
+	if address is not None:
+		start = text.index('location="', text.index(":address ")) + len('location="')
+		text = text[:start] + address + text[text.index('"', start) :]
+	path = tmp_path / "billing.wsdl"
+	path.write_text(text)
+	return str(path)
+
+
+def smuggled_address(soap_server) -> str:
+	"""urlsplit reads a public host here; requests connects to the SOAP service on 127.0.0.1."""
+	port = soap_server.httpd.server_address[1]
+	return f"http://127.0.0.1:{port}\\@8.8.8.8:{port}/billing"
+
+
+def test_smuggled_endpoint_override_is_refused(soap_server, connector_key, tmp_path):
+	config = SoapConfig(
+		connector_key, local_wsdl(soap_server, tmp_path), endpoint_override=smuggled_address(soap_server)
+	)
+	calls_before = len(soap_server.paths)
+	with pytest.raises(BlockedAddressError):
+		SoapClient(config).call("SlowEcho", {"seconds": 0})
+	assert soap_server.paths[calls_before:] == []
+
+
+def test_smuggled_soap_address_in_the_wsdl_is_refused(soap_server, connector_key, tmp_path):
+	config = SoapConfig(connector_key, local_wsdl(soap_server, tmp_path, smuggled_address(soap_server)))
+	calls_before = len(soap_server.paths)
+	with pytest.raises(BlockedAddressError):
+		SoapClient(config).call("SlowEcho", {"seconds": 0})
+	assert soap_server.paths[calls_before:] == []
+
+
+def test_oversized_soap_reply_is_refused(soap_server, connector_key, monkeypatch):
+	monkeypatch.setattr(soap, "MAX_REPLY_BYTES", 1000)
+	client = SoapClient(config_for(connector_key, f"{soap_server.base_url}/billing?wsdl"))
+	assert client.call("SlowEcho", {"seconds": 0}) == "done"
+	soap_server.extra["/huge"] = b"<x>" + b" " * 5000 + b"</x>"
+	big = SoapClient(
+		config_for(
+			connector_key + "-big",
+			f"{soap_server.base_url}/billing?wsdl",
+			endpoint_override=f"{soap_server.base_url}/huge",
+		)
+	)
+	with pytest.raises(PermanentError, match="larger than"):
+		big.call("SlowEcho", {"seconds": 0})
+
+
+def test_reply_with_a_dtd_is_a_classified_error(soap_server, connector_key):
+	soap_server.extra["/dtd-reply"] = (
+		b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]>'
+		b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>&e;'
+		b"</soap:Body></soap:Envelope>"
+	)
+	config = config_for(
+		connector_key,
+		f"{soap_server.base_url}/billing?wsdl",
+		endpoint_override=f"{soap_server.base_url}/dtd-reply",
+	)
+	with pytest.raises(PermanentError, match="DTD") as caught:
+		SoapClient(config).call("SlowEcho", {"seconds": 0})
+	assert not caught.value.retryable
+
+
+def test_soap_call_that_drips_stops_at_the_deadline(soap_server, connector_key, tmp_path):
+	from test_limits import DripServer
+
+	server = DripServer(b"<x>" + b" " * 60 + b"</x>")
+	try:
+		config = SoapConfig(
+			connector_key,
+			local_wsdl(soap_server, tmp_path),
+			endpoint_override=server.base_url + "/soap",
+			connect_timeout=0.5,
+			operation_timeout=0.5,
+			total_timeout=1.5,
+			allow_private_network=True,
+		)
+		started = time.monotonic()
+		with pytest.raises(RetryableError, match="deadline"):
+			SoapClient(config).call("SlowEcho", {"seconds": 0})
+		assert time.monotonic() - started < 2.5
+	finally:
+		server.close()

@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 
 import frappe
+import requests
 from frappe import _
 
 from integration_hub.bindings import find_document, get_remote_id
-from integration_hub.connectors import get_connector
+from integration_hub.connectors import get_connector, secret_values
 from integration_hub.engine.errors import IntegrationError
 from integration_hub.engine.links import resolve_links
-from integration_hub.engine.mapping import render_template
+from integration_hub.engine.mapping import render_path
+from integration_hub.engine.redact import redact_text
 from integration_hub.inbound.apply import external_id_of, inbound_plan, link_lookup
 from integration_hub.inbound.pull import enqueue_pull, fresh_since, reset_position, source_pages
 from integration_hub.mappings import compile_mapping_doc
@@ -48,14 +50,19 @@ def preview(mapping: str, docname: str, event: str | None = None) -> dict:
 				"operation": operation.soap_operation,
 				"envelope": runtime.soap_client().prepare_preview(operation.soap_operation, payload or {}),
 			}
-		path = render_template(
-			operation.path or "", {"doc": source, "remote_id": remote_id, "context": context}
-		)
+		path = render_path(operation.path or "", {"doc": source, "remote_id": remote_id, "context": context})
 		return runtime.rest_client().prepare_preview(
 			operation.http_method, path, json=payload, idempotency_key=context["idempotency_key"]
 		)
 	except IntegrationError as error:
-		frappe.throw(_("The request cannot be built: {0}").format(error.message), title=_("Preview Failed"))
+		preview_failed(error.message)
+	except (requests.RequestException, ValueError, TypeError) as error:
+		preview_failed(redact_text(f"{type(error).__name__}: {error}", secret_values(doc.connector)))
+
+
+def preview_failed(reason: str) -> None:
+	"""A clear message instead of a server error (whose Error Log could hold the connector's secrets)."""
+	frappe.throw(_("The request cannot be built: {0}").format(reason), title=_("Preview Failed"))
 
 
 @frappe.whitelist()

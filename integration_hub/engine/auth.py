@@ -14,6 +14,7 @@ import requests
 from requests.auth import AuthBase
 
 from integration_hub.engine.errors import ConfigurationError, PermanentError, RetryableError
+from integration_hub.engine.limits import deadline_exceeded, read_limited
 from integration_hub.engine.policy import classify_status, remote_message
 from integration_hub.engine.redact import redact_text
 
@@ -22,6 +23,7 @@ Timeout = tuple[float, float]
 
 TOKEN_EXPIRY_SKEW = 30.0
 TOKEN_DEFAULT_LIFETIME = 300.0
+MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -207,15 +209,29 @@ class OAuth2ClientCredentialsAuth(AuthBase):
 			form.update(client_id=config.client_id, client_secret=config.client_secret)
 		else:
 			headers["Authorization"] = basic_credentials(config.client_id, config.client_secret)
+		where = f"OAuth2 token endpoint {config.token_url}"
+		started = time.perf_counter()
 		try:
 			response = self.session.post(
-				config.token_url, data=form, headers=headers, timeout=self.timeout, allow_redirects=False
+				config.token_url,
+				data=form,
+				headers=headers,
+				timeout=self.timeout,
+				allow_redirects=False,
+				stream=True,
 			)
-		except requests.Timeout:
-			raise RetryableError(f"OAuth2 token endpoint {config.token_url} timed out") from None
+			with response:
+				read_limited(response, MAX_TOKEN_RESPONSE_BYTES, f"The answer of {where}")
 		except requests.RequestException as exc:
+			deadline = deadline_exceeded(self.session, started, time.perf_counter())
+			if deadline is not None:
+				raise RetryableError(
+					f"{where} did not answer within its total deadline of {deadline:g}s"
+				) from None
+			if isinstance(exc, requests.Timeout):
+				raise RetryableError(f"{where} timed out") from None
 			reason = redact_text(str(exc), config.secrets())
-			raise RetryableError(f"OAuth2 token endpoint {config.token_url} unreachable: {reason}") from None
+			raise RetryableError(f"{where} unreachable: {reason}") from None
 		return self.parse_token_response(response)
 
 	def parse_token_response(self, response: requests.Response) -> tuple[str, float]:

@@ -47,6 +47,7 @@ from .templating import (
 	TextTemplate,
 	check_template,
 	compile_condition,
+	render_path,
 	render_template,
 )
 from .transforms import BoundTransform, Scope, a_type, bind_transform, to_jsonable
@@ -62,6 +63,7 @@ __all__ = [
 	"extract",
 	"parse_path",
 	"payload_hash",
+	"render_path",
 	"render_template",
 	"walk",
 ]

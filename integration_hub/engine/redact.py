@@ -40,6 +40,7 @@ SENSITIVE_KEY_PATTERN = re.compile(
 )
 SENSITIVE_KEYS = frozenset({"auth", "pwd", "pass", "pin"})
 AUTH_SCHEME_PATTERN = re.compile(r"\b(Basic|Bearer|Digest)\s+[A-Za-z0-9._~+/=-]{4,}", re.IGNORECASE)
+JSON_STRING_PAIR = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)"(?:[^"\\]|\\.)*"')
 WSSE_SECRET_PATTERN = re.compile(
 	r"(<(?P<prefix>[\w.-]+:)?(?P<tag>Password|Nonce)\b[^>]*>)(.*?)(</(?P=prefix)?(?P=tag)\s*>)",
 	re.DOTALL,
@@ -117,6 +118,20 @@ def redact_value(obj: Any, secrets: list[str]) -> Any:
 	if isinstance(obj, str):
 		return redact_text(obj, secrets)
 	return obj
+
+
+def redact_body(text: str, secrets: Iterable[str] = ()) -> str:
+	"""A response body fit to store: secrets masked, and the string value of every sensitive key
+	(``access_token``, ``client_secret``, ``password``, ``api_key``, ...) masked wherever it is nested.
+
+	Works on the text, so a body cut short for a log (no longer valid JSON) is masked too.
+	"""
+
+	def mask_pair(match: re.Match) -> str:
+		key = match.group(1)
+		return f'"{key}"{match.group(2)}"{MASK}"' if is_sensitive_key(key) else match.group(0)
+
+	return JSON_STRING_PAIR.sub(mask_pair, redact_text(text, secrets))
 
 
 def redact_wsse(xml_text: str) -> str:

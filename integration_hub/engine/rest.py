@@ -14,11 +14,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from integration_hub.engine.auth import AuthConfig, TokenCache, auth_header_names, build_auth
-from integration_hub.engine.errors import ConfigurationError, GoneError, PermanentError, RetryableError
-from integration_hub.engine.netguard import GuardedSession
+from integration_hub.engine.errors import (
+	BlockedAddressError,
+	ConfigurationError,
+	GoneError,
+	MappingError,
+	PermanentError,
+	RetryableError,
+)
+from integration_hub.engine.limits import deadline_exceeded, read_limited, total_deadline
+from integration_hub.engine.netguard import GuardedSession, origin_of
 from integration_hub.engine.policy import Outcome, classify_status
 from integration_hub.engine.ratelimit import InProcessRateLimiter, RateLimiter
 from integration_hub.engine.redact import MASK, redact_headers, redact_mapping, redact_text
@@ -37,10 +44,15 @@ class RestConfig:
 	connect_timeout: float = 5.0
 	read_timeout: float = 30.0
 	verify_tls: bool = True
-	default_headers: dict[str, str] = field(default_factory=dict)
+	default_headers: dict[str, str] = field(default_factory=dict, repr=False)
 	allow_private_network: bool = False
 	rate_limit_per_second: int = 0
 	pool_size: int = 10
+	total_timeout: float = 0.0
+	"""Most seconds one exchange (connect, send, whole reply) may take; 0 means connect + 2 * read."""
+
+	def deadline(self) -> float:
+		return total_deadline(self.connect_timeout, self.read_timeout, self.total_timeout)
 
 	def fingerprint(self) -> str:
 		"""Changes whenever a setting that shapes the session changes, so an edit gets a fresh session."""
@@ -51,6 +63,7 @@ class RestConfig:
 			"default_headers": self.default_headers,
 			"allow_private_network": self.allow_private_network,
 			"pool_size": self.pool_size,
+			"deadline": self.deadline(),
 		}
 		return hashlib.sha256(jsonlib.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -99,10 +112,7 @@ REGISTRY_LOCK = threading.Lock()
 
 
 def new_session(config: RestConfig) -> GuardedSession:
-	session = GuardedSession(config.allow_private_network)
-	adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(config.pool_size, 1), max_retries=0)
-	session.mount("http://", adapter)
-	session.mount("https://", adapter)
+	session = GuardedSession(config.allow_private_network, config.deadline(), config.pool_size)
 	session.verify = config.verify_tls
 	session.headers["User-Agent"] = USER_AGENT
 	session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
@@ -158,8 +168,13 @@ class RestClient:
 		self.secrets = tuple(config.auth.secrets())
 
 	def url_for(self, path_or_url: str) -> str:
-		"""``base_url`` joined with a path; absolute URLs are kept (and still checked by the guard)."""
+		"""``base_url`` joined with a path; an absolute URL is kept only when it is on the base URL's origin."""
 		if ABSOLUTE_URL.match(path_or_url):
+			if origin_of(path_or_url) != origin_of(self.config.base_url):
+				raise BlockedAddressError(
+					f"URL {host_of(path_or_url)} is not on the origin of the connector's base URL "
+					f"({host_of(self.config.base_url)}); give a path relative to the base URL"
+				)
 			return path_or_url
 		if not path_or_url:
 			return self.config.base_url
@@ -207,7 +222,9 @@ class RestClient:
 			with response:
 				body = self.read_body(response, url)
 		except requests.RequestException as exc:
-			raise self.transport_error(exc, url) from None
+			raise self.transport_error(exc, url, started) from None
+		except (ValueError, TypeError) as exc:
+			raise self.build_error(exc, url) from None
 		elapsed_ms = (time.perf_counter() - started) * 1000
 		response_headers = dict(response.headers)
 		excerpt = redact_text(body[:4000].decode("utf-8", errors="replace"), self.secrets)
@@ -215,23 +232,27 @@ class RestClient:
 		return RestResponse(response.status_code, response_headers, body, elapsed_ms, outcome, self.secrets)
 
 	def read_body(self, response: requests.Response, url: str) -> bytes:
-		chunks: list[bytes] = []
-		size = 0
-		for chunk in response.iter_content(65536):
-			size += len(chunk)
-			if size > MAX_RESPONSE_BYTES:
-				raise PermanentError(
-					f"Response from {host_of(url)} is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB",
-					status_code=response.status_code,
-				)
-			chunks.append(chunk)
-		return b"".join(chunks)
+		return read_limited(response, MAX_RESPONSE_BYTES, f"Response from {host_of(url)}")
 
-	def transport_error(self, exc: requests.RequestException, url: str) -> Exception:
+	def build_error(self, exc: ValueError | TypeError, url: str) -> Exception:
+		"""A request that could not be sent at all: a payload that is not JSON, a header that is not text."""
+		reason = redact_text(str(exc), self.secrets)[:300]
+		if isinstance(exc, TypeError):
+			return MappingError(f"The payload for {host_of(url)} cannot be sent as JSON: {reason}")
+		return ConfigurationError(
+			f"The request to {host_of(url)} cannot be built: {type(exc).__name__}: {reason}"
+		)
+
+	def transport_error(self, exc: requests.RequestException, url: str, started: float) -> Exception:
 		"""A clear, secret-free error for a failed exchange."""
 		host = host_of(url)
 		reason = QUERY_IN_TEXT.sub("?…", redact_text(str(exc), self.secrets))[:300]
 		connect, read = self.timeout
+		deadline = deadline_exceeded(self.session, started, time.perf_counter())
+		if deadline is not None:
+			return RetryableError(
+				f"The exchange with {host} did not finish within its total deadline of {deadline:g}s"
+			)
 		if isinstance(exc, requests.ConnectTimeout):
 			return RetryableError(f"Connecting to {host} timed out after {connect:g}s")
 		if isinstance(exc, requests.ReadTimeout) or "Read timed out" in reason:
@@ -240,6 +261,8 @@ class RestClient:
 			if "CERTIFICATE_VERIFY_FAILED" in reason:
 				return PermanentError(f"TLS certificate of {host} could not be verified: {reason}")
 			return RetryableError(f"TLS handshake with {host} failed: {reason}")
+		if isinstance(exc, requests.exceptions.InvalidJSONError):
+			return MappingError(f"The payload for {host} cannot be sent as JSON: {reason}")
 		if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
 			return ConfigurationError(f"Invalid URL for {host}: {reason}")
 		if isinstance(exc, requests.exceptions.InvalidHeader):
@@ -261,13 +284,18 @@ class RestClient:
 		"""The request as it would be sent, with credentials masked; makes no network call.
 
 		The JSON body is returned as data (not its serialised text) so that a log or the Desk shows it readably.
+		Anything that stops the request from being built is a ConfigurationError with a secret-free message.
 		"""
-		request = requests.Request(
-			method.upper(),
-			self.url_for(path),
-			json=json,
-			headers=self.merged_headers(headers, idempotency_key),
-		).prepare()
+		try:
+			request = requests.Request(
+				method.upper(),
+				self.url_for(path),
+				json=json,
+				headers=self.merged_headers(headers, idempotency_key),
+			).prepare()
+		except (requests.RequestException, ValueError, TypeError) as exc:
+			reason = redact_text(str(exc), self.secrets)[:300]
+			raise ConfigurationError(f"The request cannot be built: {type(exc).__name__}: {reason}") from None
 		if self.auth is not None and self.config.auth.kind != "oauth2_client_credentials":
 			request = self.auth(request)
 		shown_headers = dict(request.headers)

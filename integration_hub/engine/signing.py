@@ -59,9 +59,14 @@ def require_header(headers: Mapping[str, str], name: str) -> str:
 
 
 def secret_list(secrets: str | Sequence[str]) -> list[str]:
-	found = [secrets] if isinstance(secrets, str) else [secret for secret in secrets if secret]
-	if not found or not all(found):
-		raise ConfigurationError("No webhook secret is configured")
+	"""The usable secrets: a single secret must not be blank; blank ones in a rotation list are skipped."""
+	found = (
+		[secrets] if isinstance(secrets, str) else [secret for secret in secrets if secret and secret.strip()]
+	)
+	if not found or not all(secret.strip() for secret in found):
+		raise ConfigurationError(
+			"No webhook secret is configured (an empty or whitespace-only secret is refused)"
+		)
 	return found
 
 
@@ -183,7 +188,8 @@ def stripe_hmac(secret: str, timestamp: int | str, body: bytes) -> str:
 
 def sign_stripe(secret: str, body: bytes, timestamp: int) -> str:
 	"""A ``Stripe-Signature`` header value: ``t=<timestamp>,v1=<hex hmac-sha256 of "t.body">``."""
-	return f"t={timestamp},v1={stripe_hmac(secret, timestamp, body)}"
+	(key,) = secret_list(secret)
+	return f"t={timestamp},v1={stripe_hmac(key, timestamp, body)}"
 
 
 def parse_stripe_header(value: str) -> tuple[str, list[str]]:

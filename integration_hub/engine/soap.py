@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +32,18 @@ from integration_hub.engine.errors import (
 	RetryableError,
 	SoapFaultError,
 )
-from integration_hub.engine.netguard import GuardedSession
+from integration_hub.engine.limits import deadline_exceeded, read_limited, total_deadline
+from integration_hub.engine.netguard import GuardedSession, split_url
 from integration_hub.engine.redact import redact_text, redact_wsse
 
 IMPORTABLE_EXTENSIONS = (".xsd", ".wsdl", ".xml")
+MAX_WSDL_BYTES = 8 * 1024 * 1024
+MAX_REPLY_BYTES = 32 * 1024 * 1024
+XML_REFUSALS = (
+	zeep.exceptions.DTDForbidden,
+	zeep.exceptions.EntitiesForbidden,
+	zeep.exceptions.ExternalReferenceForbidden,
+)
 RETRYABLE_HTTP = frozenset({408, 425, 429})
 DOCTYPE = re.compile(rb"<!DOCTYPE\s*([\w:.-]*)")
 
@@ -54,6 +63,11 @@ class SoapConfig:
 	username: str = ""
 	password: str = field(default="", repr=False)
 	allow_private_network: bool = False
+	total_timeout: float = 0.0
+	"""Most seconds one exchange (WSDL load or call) may take; 0 means connect + 2 * operation timeout."""
+
+	def deadline(self) -> float:
+		return total_deadline(self.connect_timeout, self.operation_timeout, self.total_timeout)
 
 	@property
 	def is_remote(self) -> bool:
@@ -105,10 +119,17 @@ class GuardedTransport(Transport):
 		)
 
 	def post(self, address, message, headers):
-		"""Remember this thread's last reply, so an HTTP error without a SOAP fault can be told apart."""
+		"""Send the envelope and read the reply up to MAX_REPLY_BYTES.
+
+		This thread's last reply is remembered, so an HTTP error without a SOAP fault can be told apart.
+		"""
 		self.local.last_reply = None
-		response = super().post(address, message, headers)
-		self.local.last_reply = (response.status_code, response.content[:500])
+		response = self.session.post(
+			address, data=message, headers=headers, timeout=self.operation_timeout, stream=True
+		)
+		with response:
+			body = read_limited(response, MAX_REPLY_BYTES, "The SOAP reply")
+		self.local.last_reply = (response.status_code, body[:500])
 		return response
 
 	def last_reply(self) -> tuple[int, bytes] | None:
@@ -116,11 +137,11 @@ class GuardedTransport(Transport):
 		return getattr(self.local, "last_reply", None)
 
 	def fetch_root(self) -> bytes:
-		response = self.session.get(self.root, timeout=self.load_timeout, allow_redirects=False)
+		response = self.session.get(self.root, timeout=self.load_timeout, allow_redirects=False, stream=True)
 		with response:
 			if response.status_code != 200:
 				raise ConfigurationError(f"WSDL {self.root} could not be loaded: HTTP {response.status_code}")
-			return response.content
+			return read_limited(response, MAX_WSDL_BYTES, f"WSDL {self.root}")
 
 
 def refuse_doctype(content: bytes, where: str) -> bytes:
@@ -198,7 +219,7 @@ class SoapClient:
 
 	def build(self, fingerprint: str) -> BuiltClient:
 		config = self.config
-		session = GuardedSession(config.allow_private_network)
+		session = GuardedSession(config.allow_private_network, config.deadline())
 		session.verify = config.verify_tls
 		settings = zeep.Settings(
 			strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True, forbid_external=True
@@ -206,14 +227,15 @@ class SoapClient:
 		wsse = UsernameToken(config.username, config.password) if config.ws_security else None
 		transport = GuardedTransport(config, session)
 		where = config.wsdl
+		started = time.perf_counter()
 		try:
 			client = zeep.Client(wsdl=transport.root, transport=transport, settings=settings, wsse=wsse)
 		except IntegrationError:
 			raise
 		except requests.Timeout:
-			raise RetryableError(
-				f"Loading WSDL {where} timed out after {config.operation_timeout:g}s"
-			) from None
+			deadline = deadline_exceeded(session, started, time.perf_counter())
+			limit = f"its total deadline of {deadline:g}s" if deadline else f"{config.operation_timeout:g}s"
+			raise RetryableError(f"Loading WSDL {where} timed out after {limit}") from None
 		except requests.RequestException as exc:
 			raise RetryableError(f"WSDL {where} could not be fetched: {type(exc).__name__}") from None
 		except Exception as exc:
@@ -235,6 +257,9 @@ class SoapClient:
 			raise ConfigurationError(
 				f"Port {config.port_name!r} is not in service {service.name!r}; it has: {', '.join(service.ports)}"
 			)
+		address = config.endpoint_override or port.binding_options.get("address") or ""
+		if address:
+			split_url(address)
 		if config.endpoint_override:
 			return client.create_service(port.binding.name, config.endpoint_override)
 		return client.bind(service.name, port.name)
@@ -249,37 +274,61 @@ class SoapClient:
 		return self.service[name]
 
 	def call(self, operation: str, payload: dict) -> Any:
-		"""Call ``operation`` with ``payload`` as keyword arguments; returns plain dicts/lists."""
+		"""Call ``operation`` with ``payload`` as keyword arguments; returns plain dicts/lists.
+
+		Whatever the call raises comes out as an IntegrationError, so the worker can always classify it.
+		"""
 		method = self.operation(operation)
+		started = time.perf_counter()
 		try:
 			result = method(**payload)
-		except zeep.exceptions.Fault as fault:
-			reply = self.client.transport.last_reply()
-			if fault.code is None and reply is not None and reply[0] != 200:
-				status, content = reply
-				raise self.http_error(
-					operation, zeep.exceptions.TransportError(status_code=status, content=content)
-				) from None
-			reason = redact_text(str(fault.message or "unknown fault"), self.secrets)
-			code = f" [{fault.code}]" if fault.code else ""
-			raise SoapFaultError(f"SOAP fault from {operation}{code}: {reason}") from None
-		except requests.Timeout:
-			raise RetryableError(
-				f"SOAP call {operation} timed out (operation timeout {self.config.operation_timeout:g}s)"
-			) from None
-		except requests.RequestException as exc:
-			raise RetryableError(
-				f"SOAP call {operation} could not reach the service: {type(exc).__name__}"
-			) from None
-		except zeep.exceptions.TransportError as exc:
-			raise self.http_error(operation, exc) from None
-		except (zeep.exceptions.ValidationError, TypeError) as exc:
-			raise MappingError(f"Payload does not fit SOAP operation {operation}: {exc}") from None
-		except zeep.exceptions.XMLSyntaxError as exc:
-			raise PermanentError(
-				f"SOAP call {operation} got a reply that is not valid XML: {exc.message}"
-			) from None
+		except IntegrationError:
+			raise
+		except Exception as exc:
+			raise self.call_error(operation, exc, started) from None
 		return serialize_object(result, target_cls=dict)
+
+	def call_error(self, operation: str, exc: Exception, started: float) -> IntegrationError:
+		"""The classified, secret-free engine error for whatever a SOAP call raised."""
+		if isinstance(exc, zeep.exceptions.Fault):
+			return self.fault_error(operation, exc)
+		if isinstance(exc, requests.RequestException):
+			return self.request_error(operation, exc, started)
+		if isinstance(exc, zeep.exceptions.TransportError):
+			return self.http_error(operation, exc)
+		if isinstance(exc, zeep.exceptions.ValidationError | TypeError):
+			return MappingError(f"Payload does not fit SOAP operation {operation}: {exc}")
+		if isinstance(exc, zeep.exceptions.XMLSyntaxError):
+			return PermanentError(f"SOAP call {operation} got a reply that is not valid XML: {exc.message}")
+		if isinstance(exc, XML_REFUSALS):
+			return PermanentError(
+				f"SOAP call {operation} got a reply with a DTD, entity or external reference, which is refused"
+			)
+		reason = redact_text(getattr(exc, "message", "") or str(exc), self.secrets)[:300]
+		return PermanentError(f"SOAP call {operation} failed: {type(exc).__name__}: {reason}")
+
+	def fault_error(self, operation: str, fault: zeep.exceptions.Fault) -> IntegrationError:
+		reply = self.client.transport.last_reply()
+		if fault.code is None and reply is not None and reply[0] != 200:
+			status, content = reply
+			return self.http_error(
+				operation, zeep.exceptions.TransportError(status_code=status, content=content)
+			)
+		reason = redact_text(str(fault.message or "unknown fault"), self.secrets)
+		code = f" [{fault.code}]" if fault.code else ""
+		return SoapFaultError(f"SOAP fault from {operation}{code}: {reason}")
+
+	def request_error(self, operation: str, exc: requests.RequestException, started: float) -> RetryableError:
+		deadline = deadline_exceeded(self.client.transport.session, started, time.perf_counter())
+		if deadline is not None:
+			return RetryableError(
+				f"SOAP call {operation} did not finish within its total deadline of {deadline:g}s"
+			)
+		if isinstance(exc, requests.Timeout):
+			return RetryableError(
+				f"SOAP call {operation} timed out (operation timeout {self.config.operation_timeout:g}s)"
+			)
+		return RetryableError(f"SOAP call {operation} could not reach the service: {type(exc).__name__}")
 
 	def http_error(self, operation: str, exc: zeep.exceptions.TransportError) -> Exception:
 		status = exc.status_code or None

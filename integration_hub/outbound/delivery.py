@@ -23,7 +23,7 @@ from integration_hub.engine.errors import (
 	MappingError,
 	TransportError,
 )
-from integration_hub.engine.mapping import extract, payload_hash, render_template
+from integration_hub.engine.mapping import extract, payload_hash, render_path
 from integration_hub.engine.policy import next_retry_delay
 from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, tables_read_by
 
@@ -140,9 +140,7 @@ def prepare_call(row, mapping, runtime: ConnectorRuntime, documents: dict, bindi
 	digest = payload_hash(payload) if payload is not None else None
 	if mapping.skip_unchanged and binding and digest and binding.last_payload_hash == digest:
 		raise SkipRow(_("Unchanged since the last delivery"))
-	path = render_template(
-		operation.path or "", {"doc": document, "remote_id": remote_id, "context": context}
-	)
+	path = render_path(operation.path or "", {"doc": document, "remote_id": remote_id, "context": context})
 	if "{{" in (operation.path or "") and "remote_id" in operation.path and not remote_id:
 		raise ConfigurationError(
 			_("{0} {1} was never delivered to {2}, so there is no remote id to call {3} with").format(

@@ -43,6 +43,8 @@ class Connector(Document):
 			validate_http_url(self.wsdl_url, _("WSDL URL"))
 		elif not self.wsdl_file:
 			frappe.throw(_("A SOAP connector needs a WSDL: attach the WSDL file or give its URL."))
+		if self.soap_endpoint_override:
+			validate_http_url(self.soap_endpoint_override, _("SOAP Endpoint Override"))
 
 	def validate_auth(self):
 		required = {
@@ -91,6 +93,12 @@ def validate_http_url(url: str | None, label: str) -> None:
 	"""Reject what can never be a valid remote address; reachability is checked when a call is made."""
 	if not url:
 		frappe.throw(_("{0} is required.").format(label))
+	if "\\" in url:
+		frappe.throw(
+			_(
+				"{0} must not contain a backslash: libraries disagree on which host such an address names."
+			).format(label)
+		)
 	parts = urlsplit(url.strip())
 	if parts.scheme not in ("http", "https") or not parts.hostname:
 		frappe.throw(
@@ -98,7 +106,7 @@ def validate_http_url(url: str | None, label: str) -> None:
 				"{0} {1} is not a valid address: it must start with http:// or https:// and name a host."
 			).format(label, frappe.bold(url))
 		)
-	if parts.username or parts.password:
+	if "@" in parts.netloc:
 		frappe.throw(
 			_(
 				"{0} must not carry credentials; use the Authentication section, which keeps them encrypted."

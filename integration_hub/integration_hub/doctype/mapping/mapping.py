@@ -11,7 +11,13 @@ from frappe.model.document import Document
 from integration_hub.engine.errors import MappingError
 from integration_hub.engine.links import parse_link_target
 from integration_hub.engine.mapping import check_template, compile_condition, compile_mapping, extract
-from integration_hub.mappings import clear_outbound_index, doctype_path_error, field_rules, validation_message
+from integration_hub.mappings import (
+	clear_outbound_index,
+	doctype_path_error,
+	field_rules,
+	unreadable_fields,
+	validation_message,
+)
 
 SUBMIT_EVENTS = frozenset({"on_submit", "on_cancel", "on_update_after_submit"})
 
@@ -21,6 +27,7 @@ class Mapping(Document):
 		self.validate_connector()
 		if self.direction == "Outbound":
 			self.validate_events()
+			self.validate_source_access()
 			self.validate_duplicate_mapping()
 			self.validate_source_fields()
 			self.validate_batching()
@@ -76,6 +83,29 @@ class Mapping(Document):
 					_("Row {0}: give the Path to call for {1}.").format(row.idx, frappe.bold(row.event))
 				)
 			self.validate_jinja(row.path, _("Row {0} Path").format(row.idx))
+
+	def validate_source_access(self):
+		"""Whoever saves an enabled outbound mapping must be allowed to read what it sends.
+
+		Administrator is exempt, as in Frappe's own permission-level checks.
+		"""
+		if not self.enabled or frappe.session.user == "Administrator":
+			return
+		if not frappe.has_permission(self.source_doctype, "read"):
+			frappe.throw(
+				_("You may not read {0}, so you cannot save a mapping that sends it.").format(
+					_(self.source_doctype)
+				),
+				frappe.PermissionError,
+			)
+		hidden = unreadable_fields(self)
+		if hidden:
+			frappe.throw(
+				_(
+					"This mapping sends, or through a template or expression could send, fields you may not read: {0}."
+				).format(", ".join(hidden[:10])),
+				frappe.PermissionError,
+			)
 
 	def validate_duplicate_mapping(self):
 		if not self.enabled:
