@@ -82,7 +82,7 @@ def ensure_cash_account(company: str) -> None:
 		mode.save(ignore_permissions=True)
 
 
-def pos_mapping(name: str, store: str, style: str = "page", **overrides) -> str:
+def pos_mapping(name: str, store: str, style: str = "page", connector: str = CONNECTOR, **overrides) -> str:
 	"""The POS template, filled in as an administrator would for this site's company and accounts."""
 	company = default_company()
 	accounts = {str(rate): gst_account(company, rate) for rate in GST_RATES}
@@ -92,7 +92,7 @@ def pos_mapping(name: str, store: str, style: str = "page", **overrides) -> str:
 	}
 	return mapping_from_template(
 		"pos_sales_to_sales_invoice",
-		CONNECTOR,
+		connector,
 		name,
 		fields={
 			"company": {"source": company},

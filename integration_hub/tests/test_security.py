@@ -109,7 +109,7 @@ class TestConnectorAddresses(FrappeTestCase):
 
 
 class TestMappingSourceAccess(FrappeTestCase):
-	"""A field at permission level 1 that no role may read; a user who can read Customer otherwise."""
+	"""A field at permission level 2 that no role may read (ERPNext gives Sales User level 1 on Customer); a user who can read Customer otherwise."""
 
 	@classmethod
 	def setUpClass(cls):
@@ -120,7 +120,7 @@ class TestMappingSourceAccess(FrappeTestCase):
 				"fieldname": RESTRICTED_FIELD,
 				"label": "IH Internal Rating",
 				"fieldtype": "Data",
-				"permlevel": 1,
+				"permlevel": 2,
 				"insert_after": "customer_name",
 			},
 		)
