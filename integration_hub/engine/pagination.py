@@ -1,4 +1,5 @@
-"""Streaming pagination over a REST collection: page number, offset, cursor or RFC 8288 Link header.
+"""Streaming pagination over a REST collection (page number, offset, cursor, RFC 8288 Link header, a next
+link in the body, Stripe-style has_more) or over a SOAP operation (page number or offset as an argument).
 
 Pages are fetched one at a time as the consumer asks for them, so memory stays flat however large the
 collection is. Every page carries ``next_cursor``: the value to save (after the page is committed) so a
@@ -7,7 +8,7 @@ later run resumes without gaps.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
@@ -20,7 +21,7 @@ from integration_hub.engine.errors import ConfigurationError, PermanentError
 from integration_hub.engine.policy import header_value
 from integration_hub.engine.rest import RestClient, RestResponse
 
-PaginationStyle = Literal["none", "page", "offset", "cursor", "link_header"]
+PaginationStyle = Literal["none", "page", "offset", "cursor", "link_header", "next_link", "has_more"]
 
 
 @dataclass
@@ -44,7 +45,15 @@ class PaginationSpec:
 	total_pages_path: str = ""
 	"""JMESPath to the number of pages (page style; optional)."""
 	has_more_path: str = ""
-	"""JMESPath to a "more records follow" flag (page and offset styles; optional)."""
+	"""JMESPath to a "more records follow" flag: optional in page and offset styles; "has_more" when empty
+	in has_more style."""
+	next_link_path: str = "next"
+	"""JMESPath to the next page's URL in the body (next_link style): DRF ``next``, Graph
+	``"@odata.nextLink"`` (quoted: it starts with @), Salesforce ``nextRecordsUrl``."""
+	starting_after_param: str = "starting_after"
+	"""Query parameter that takes the last record's id (has_more style)."""
+	record_id_path: str = "id"
+	"""JMESPath to a record's id, sent as ``starting_after_param`` for the next page (has_more style)."""
 
 
 @dataclass
@@ -321,11 +330,37 @@ def cursor_pages(source: RestSource, spec: PaginationSpec, start_cursor: str | N
 
 
 def header_link_pages(source: RestSource, spec: PaginationSpec, start_cursor: str | None) -> Iterator[Page]:
+	"""Follows the Link header's rel="next" (GitHub, Shopify, WooCommerce)."""
+
+	def following(fetched: Fetched, url: str) -> str | None:
+		return next_link(fetched.response, url)
+
+	return linked_pages(source, spec, start_cursor, following)
+
+
+def body_link_pages(source: RestSource, spec: PaginationSpec, start_cursor: str | None) -> Iterator[Page]:
+	"""Follows an absolute or relative URL in the body (DRF ``next``, Graph, Salesforce)."""
+	link_path = compile_path(spec.next_link_path or "next", "next link path")
+
+	def following(fetched: Fetched, url: str) -> str | None:
+		found = link_path.search(fetched.body)
+		return urljoin(url, found) if isinstance(found, str) and found.strip() else None
+
+	return linked_pages(source, spec, start_cursor, following)
+
+
+def linked_pages(
+	source: RestSource,
+	spec: PaginationSpec,
+	start_cursor: str | None,
+	find_next: Callable[[Fetched, str], str | None],
+) -> Iterator[Page]:
+	"""Fetch the path (or the saved URL), then each next URL, staying on the same origin."""
 	url = source.client.url_for(start_cursor or source.path)
 	extra: dict | None = None if start_cursor else sized(spec, {})
 	while True:
 		fetched = source.fetch_page(extra, url=url)
-		following = next_link(fetched.response, url)
+		following = find_next(fetched, url)
 		if following is not None and not same_origin(following, url):
 			raise PermanentError(
 				f"The next-page link points to another host ({urlsplit(following).hostname})"
@@ -339,12 +374,38 @@ def header_link_pages(source: RestSource, spec: PaginationSpec, start_cursor: st
 		url, extra = following, None
 
 
+def has_more_pages(source: RestSource, spec: PaginationSpec, start_cursor: str | None) -> Iterator[Page]:
+	"""Stripe style: ask for the records after the last one's id while the body's flag says more follow.
+
+	Every page resumes after its own last record, so a saved cursor never re-reads or skips a record.
+	"""
+	flag_path = compile_path(spec.has_more_path or "has_more", "has-more path")
+	id_path = compile_path(spec.record_id_path or "id", "record id path")
+	after = start_cursor or None
+	while True:
+		fetched = source.fetch_page(sized(spec, {spec.starting_after_param: after} if after else {}))
+		if not fetched.records:
+			return
+		last_id = id_path.search(fetched.records[-1])
+		if last_id in (None, "") or isinstance(last_id, dict | list):
+			raise ConfigurationError(
+				f"Page {source.fetched}: the last record has no id at {id_path.expression!r}, so the next page "
+				"cannot be asked for; set the record id path"
+			)
+		after = str(last_id)
+		yield Page(source.fetched, fetched.records, after, fetched.response)
+		if not is_true(flag_path.search(fetched.body)):
+			return
+
+
 REST_STYLES = {
 	"none": single_pages,
 	"page": numbered_pages,
 	"offset": offset_pages,
 	"cursor": cursor_pages,
 	"link_header": header_link_pages,
+	"next_link": body_link_pages,
+	"has_more": has_more_pages,
 }
 
 
