@@ -13,9 +13,10 @@ def rows(count: int, start: int = 1) -> list[dict]:
 
 
 class DrfList:
-	"""DRF PageNumberPagination: ``page``/``page_size``, absolute ``next``/``previous`` links, a silent
-	``max_page_size`` cap, links with sorted query keys (``replace_query_param``), and ``404 {"detail": "Invalid page."}`` past the last page (an empty list still
-	answers page 1). ``records_key="data"`` gives the ZKBio Time variant of the same body."""
+	"""DRF PageNumberPagination: ``page``/``page_size``, absolute ``next``/``previous`` links with sorted query
+	keys (as ``replace_query_param`` builds them), a silent ``max_page_size`` cap, and
+	``404 {"detail": "Invalid page."}`` past the last page (an empty list still answers page 1).
+	``records_key="data"`` gives the ZKBio Time variant of the same body."""
 
 	def __init__(self, server, path: str, records: list[dict], records_key: str = "results") -> None:
 		self.server = server
@@ -52,8 +53,9 @@ class DrfList:
 
 
 class StripeList:
-	"""A Stripe list endpoint: newest first (``created`` descending), ``limit`` 1..100, ``starting_after`` an
-	object id, ``created[gte]``/``created[gt]`` filters, ``{"object": "list", "has_more": ..., "data": [...]}``."""
+	"""A Stripe list endpoint: newest first (``created`` descending), ``limit`` 1..100, ``starting_after``
+	an object id, ``created[gte]``/``created[gt]`` filters, and the body
+	``{"object": "list", "has_more": ..., "data": [...]}``."""
 
 	def __init__(self, server: LoopbackHTTPServer, path: str = "/v1/charges") -> None:
 		self.server = server

@@ -1,5 +1,6 @@
-"""Pagination against servers that answer the way real APIs do: Django REST Framework (and ZKBio Time, built on
-it), Microsoft Graph, Salesforce and Stripe. Each emulation keeps the real body shape and end-of-list rules."""
+"""Pagination against servers that answer the way real APIs do: Django REST Framework (and ZKBio Time,
+built on it), Microsoft Graph, Salesforce and Stripe. Each emulation keeps the real body shape and
+end-of-list rules."""
 
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def test_next_link_reads_everything_when_the_server_caps_the_page_size(http_serv
 
 
 def graph_users(server, origin: str | None = None):
-	"""Graph: ``$top``, an opaque ``$skiptoken`` inside an absolute ``@odata.nextLink``, records under ``value``."""
+	"""Graph: ``$top``, an opaque ``$skiptoken`` inside an absolute ``@odata.nextLink``, records in ``value``."""
 
 	def answer(request: RecordedRequest) -> Reply:
 		top, skip = int(request.arg("$top", "100")), int(request.arg("$skiptoken", "0"))

@@ -8,9 +8,10 @@ later run resumes without gaps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import jmespath
@@ -21,6 +22,10 @@ from integration_hub.engine.errors import ConfigurationError, PermanentError
 from integration_hub.engine.policy import header_value
 from integration_hub.engine.rest import RestClient, RestResponse
 
+if TYPE_CHECKING:
+	from integration_hub.engine.soap import SoapClient
+
+SPECIAL_KEY = re.compile(r"[@$-]")
 PaginationStyle = Literal["none", "page", "offset", "cursor", "link_header", "next_link", "has_more"]
 
 
@@ -86,7 +91,7 @@ class PageSource(Protocol):
 	"""How many requests this source has made so far."""
 
 	def fetch(self, extra: dict, past_end_ok: bool = False) -> Fetched | None:
-		"""One page with ``extra`` parameters; None when ``past_end_ok`` and the remote says there is no such page."""
+		"""One page with ``extra`` parameters; None if ``past_end_ok`` and the remote says there is no such page."""
 		...
 
 
@@ -94,7 +99,8 @@ def compile_path(expression: str, what: str) -> Any:
 	try:
 		return jmespath.compile(expression)
 	except jmespath.exceptions.JMESPathError as exc:
-		hint = ' (quote keys with special characters: "@odata.nextLink")' if '"' not in expression else ""
+		special = SPECIAL_KEY.search(expression) and '"' not in expression
+		hint = ' (quote keys with special characters: "@odata.nextLink")' if special else ""
 		raise ConfigurationError(f"Invalid {what} {expression!r}: {exc}{hint}") from None
 
 
@@ -132,14 +138,12 @@ def number_at(path: Any, body: Any, number: int) -> int | None:
 	found = path.search(body) if path is not None else None
 	if found is None:
 		return None
-	try:
-		if isinstance(found, bool):
-			raise ValueError
-		return int(found)
-	except (TypeError, ValueError):
-		raise ConfigurationError(
-			f"Page {number}: {path.expression!r} holds {found!r}, not a number"
-		) from None
+	if isinstance(found, int | float | str) and not isinstance(found, bool):
+		try:
+			return int(found)
+		except ValueError:
+			pass
+	raise ConfigurationError(f"Page {number}: {path.expression!r} holds {found!r}, not a number")
 
 
 class EndSignals:
@@ -220,10 +224,26 @@ def iter_records(
 		yield from page.records
 
 
+def iter_soap_pages(
+	client: SoapClient,
+	operation: str,
+	arguments: dict,
+	spec: PaginationSpec,
+	start_cursor: str | None = None,
+	max_pages: int | None = None,
+) -> Iterator[Page]:
+	"""Call a SOAP operation page by page (styles none, page, offset): the page number (``page_param``) or
+	offset (``offset_param``) and the size (``size_param``) are passed as operation arguments, and the
+	records are read at ``records_path`` in the serialized result. ``Page.response`` is None."""
+	records_path = optional_path(spec.records_path, "records path")
+	source = SoapSource(client, operation, dict(arguments), records_path)
+	yield from limited(walker(SOAP_STYLES, spec)(source, spec, start_cursor), max_pages)
+
+
 def walker(styles: dict, spec: PaginationSpec) -> Any:
 	if spec.style not in styles:
 		known = ", ".join(styles)
-		raise ConfigurationError(f"Unknown pagination style {spec.style!r} here; use one of: {known}")
+		raise ConfigurationError(f"Pagination style {spec.style!r} cannot be used here; use one of: {known}")
 	return styles[spec.style]
 
 
@@ -264,6 +284,22 @@ class RestSource:
 		response.raise_for_outcome()
 		body = json_body(response, self.fetched)
 		return Fetched(body, records_in(body, self.records_path, self.fetched), response)
+
+
+class SoapSource:
+	"""Calls one SOAP operation per page; faults and transport errors raise as SoapClient.call raises them."""
+
+	def __init__(self, client: SoapClient, operation: str, arguments: dict, records_path: Any) -> None:
+		self.client = client
+		self.operation = operation
+		self.arguments = arguments
+		self.records_path = records_path
+		self.fetched = 0
+
+	def fetch(self, extra: dict, past_end_ok: bool = False) -> Fetched:
+		body = self.client.call(self.operation, {**self.arguments, **extra})
+		self.fetched += 1
+		return Fetched(body, records_in(body, self.records_path, self.fetched), None)
 
 
 def single_pages(source: PageSource, spec: PaginationSpec, start_cursor: str | None) -> Iterator[Page]:
@@ -407,6 +443,8 @@ REST_STYLES = {
 	"next_link": body_link_pages,
 	"has_more": has_more_pages,
 }
+
+SOAP_STYLES = {"none": single_pages, "page": numbered_pages, "offset": offset_pages}
 
 
 def int_cursor(value: str | None, default: int) -> int:
