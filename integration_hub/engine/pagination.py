@@ -8,24 +8,21 @@ later run resumes without gaps.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urljoin, urlsplit
 
-import jmespath
-import jmespath.exceptions
 from requests.utils import parse_header_links
 
 from integration_hub.engine.errors import ConfigurationError, PermanentError
+from integration_hub.engine.jsonpath import compile_path, optional_path
 from integration_hub.engine.policy import header_value
 from integration_hub.engine.rest import RestClient, RestResponse
 
 if TYPE_CHECKING:
 	from integration_hub.engine.soap import SoapClient
 
-SPECIAL_KEY = re.compile(r"[@$-]")
 PaginationStyle = Literal["none", "page", "offset", "cursor", "link_header", "next_link", "has_more"]
 
 
@@ -93,19 +90,6 @@ class PageSource(Protocol):
 	def fetch(self, extra: dict, past_end_ok: bool = False) -> Fetched | None:
 		"""One page with ``extra`` parameters; None if ``past_end_ok`` and the remote says there is no such page."""
 		...
-
-
-def compile_path(expression: str, what: str) -> Any:
-	try:
-		return jmespath.compile(expression)
-	except jmespath.exceptions.JMESPathError as exc:
-		special = SPECIAL_KEY.search(expression) and '"' not in expression
-		hint = ' (quote keys with special characters: "@odata.nextLink")' if special else ""
-		raise ConfigurationError(f"Invalid {what} {expression!r}: {exc}{hint}") from None
-
-
-def optional_path(expression: str, what: str) -> Any:
-	return compile_path(expression, what) if expression else None
 
 
 def json_body(response: RestResponse, number: int) -> Any:

@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from integration_hub.engine.auth import AuthConfig, TokenCache, auth_header_names, build_auth
+from integration_hub.engine.auth import (
+	TOKEN_FETCHING_KINDS,
+	AuthConfig,
+	TokenCache,
+	auth_header_names,
+	build_auth,
+)
 from integration_hub.engine.errors import ConfigurationError, GoneError, PermanentError, RetryableError
 from integration_hub.engine.netguard import GuardedSession
 from integration_hub.engine.policy import Outcome, classify_status
@@ -151,7 +157,9 @@ class RestClient:
 		self.config = config
 		self.session = session_for(config)
 		self.timeout = (config.connect_timeout, config.read_timeout)
-		self.auth = build_auth(config.auth, self.session, self.timeout, token_cache)
+		self.auth = build_auth(
+			config.auth, self.session, self.timeout, token_cache, self.url_for, config.connector_key
+		)
 		if rate_limiter is None and config.rate_limit_per_second > 0:
 			rate_limiter = shared_rate_limiter(config.connector_key, config.rate_limit_per_second)
 		self.rate_limiter = rate_limiter
@@ -268,7 +276,7 @@ class RestClient:
 			json=json,
 			headers=self.merged_headers(headers, idempotency_key),
 		).prepare()
-		if self.auth is not None and self.config.auth.kind != "oauth2_client_credentials":
+		if self.auth is not None and self.config.auth.kind not in TOKEN_FETCHING_KINDS:
 			request = self.auth(request)
 		shown_headers = dict(request.headers)
 		for name in auth_header_names(self.config.auth):
