@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 	from integration_hub.engine.soap import SoapClient
 
 PaginationStyle = Literal["none", "page", "offset", "cursor", "link_header", "next_link", "has_more"]
+Walker = Callable[[Any, "PaginationSpec", "str | None"], Iterator["Page"]]
+"""One pagination style: (page source, spec, saved cursor) -> pages."""
 
 
 @dataclass
@@ -64,7 +66,8 @@ class Page:
 	"""1 for the first page this iteration fetched, 2 for the next, ..."""
 	records: list
 	next_cursor: str | None
-	"""Where to resume after this page: next page number / offset, next cursor, or next link URL.
+	"""Where to resume after this page: next page number / offset, next cursor, the URL to fetch next
+	(link_header, next_link), or the id of this page's last record (has_more).
 
 	For the last page of a cursor or link collection it is the cursor/URL that fetched this page
 	(re-reading it next time is harmless, skipping what appears after it would not be). For page
@@ -224,7 +227,7 @@ def iter_soap_pages(
 	yield from limited(walker(SOAP_STYLES, spec)(source, spec, start_cursor), max_pages)
 
 
-def walker(styles: dict, spec: PaginationSpec) -> Any:
+def walker(styles: dict[str, Walker], spec: PaginationSpec) -> Walker:
 	if spec.style not in styles:
 		known = ", ".join(styles)
 		raise ConfigurationError(f"Pagination style {spec.style!r} cannot be used here; use one of: {known}")
@@ -418,7 +421,7 @@ def has_more_pages(source: RestSource, spec: PaginationSpec, start_cursor: str |
 			return
 
 
-REST_STYLES = {
+REST_STYLES: dict[str, Walker] = {
 	"none": single_pages,
 	"page": numbered_pages,
 	"offset": offset_pages,
@@ -428,7 +431,7 @@ REST_STYLES = {
 	"has_more": has_more_pages,
 }
 
-SOAP_STYLES = {"none": single_pages, "page": numbered_pages, "offset": offset_pages}
+SOAP_STYLES: dict[str, Walker] = {"none": single_pages, "page": numbered_pages, "offset": offset_pages}
 
 
 def int_cursor(value: str | None, default: int) -> int:
