@@ -19,7 +19,7 @@ from typing import Literal
 OutcomeKind = Literal["success", "retry", "permanent", "gone"]
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
-MESSAGE_KEYS = ("message", "error_description", "detail", "error", "title", "errors")
+MESSAGE_KEYS = ("message", "error_description", "detail", "error", "title", "errors", "non_field_errors")
 EXCERPT_CHARS = 300
 
 

@@ -15,7 +15,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from integration_hub.engine.auth import AuthConfig, TokenCache, auth_header_names, build_auth
+from integration_hub.engine.auth import (
+	TOKEN_FETCHING_KINDS,
+	AuthConfig,
+	TokenCache,
+	auth_header_names,
+	build_auth,
+)
 from integration_hub.engine.errors import (
 	BlockedAddressError,
 	ConfigurationError,
@@ -161,7 +167,9 @@ class RestClient:
 		self.config = config
 		self.session = session_for(config)
 		self.timeout = (config.connect_timeout, config.read_timeout)
-		self.auth = build_auth(config.auth, self.session, self.timeout, token_cache)
+		self.auth = build_auth(
+			config.auth, self.session, self.timeout, token_cache, self.url_for, config.connector_key
+		)
 		if rate_limiter is None and config.rate_limit_per_second > 0:
 			rate_limiter = shared_rate_limiter(config.connector_key, config.rate_limit_per_second)
 		self.rate_limiter = rate_limiter
@@ -296,7 +304,7 @@ class RestClient:
 		except (requests.RequestException, ValueError, TypeError) as exc:
 			reason = redact_text(str(exc), self.secrets)[:300]
 			raise ConfigurationError(f"The request cannot be built: {type(exc).__name__}: {reason}") from None
-		if self.auth is not None and self.config.auth.kind != "oauth2_client_credentials":
+		if self.auth is not None and self.config.auth.kind not in TOKEN_FETCHING_KINDS:
 			request = self.auth(request)
 		shown_headers = dict(request.headers)
 		for name in auth_header_names(self.config.auth):
