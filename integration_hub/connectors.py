@@ -30,6 +30,7 @@ AUTH_KINDS = {
 	"Bearer Token": "bearer",
 	"Basic": "basic",
 	"OAuth2 Client Credentials": "oauth2_client_credentials",
+	"Login Token": "login_token",
 	"WS-Security UsernameToken": "none",
 }
 SECRET_FIELDS = (
@@ -79,12 +80,13 @@ class ConnectorRuntime:
 
 
 class RedisTokenCache:
-	"""OAuth2 access tokens shared by every worker of the site until shortly before they expire."""
+	"""OAuth2 and login tokens shared by every worker of the site until shortly before they expire."""
 
 	prefix = "integration_hub:oauth_token:"
 
 	def get(self, key: str) -> str | None:
-		return frappe.cache.get_value(self.prefix + key)
+		# expires=True: a miss must not be memoised in frappe.local, or the token set next is never seen
+		return frappe.cache.get_value(self.prefix + key, expires=True)
 
 	def set(self, key: str, token: str, ttl: float) -> None:
 		frappe.cache.set_value(self.prefix + key, token, expires_in_sec=max(int(ttl), 1))
@@ -170,6 +172,13 @@ def build_runtime(doc) -> ConnectorRuntime:
 				token_url=doc.token_url or "",
 				scope=doc.scope or "",
 				audience=doc.audience or "",
+				login_url=doc.login_url or "",
+				login_token_path=doc.login_token_path or "token",
+				login_token_scheme=doc.login_token_scheme or "",
+				login_token_header=doc.login_token_header or "",
+				login_username_field=doc.login_username_field or "username",
+				login_password_field=doc.login_password_field or "password",
+				login_token_ttl=float(doc.login_token_ttl or 3600),
 			),
 			connect_timeout=doc.connect_timeout,
 			read_timeout=doc.read_timeout,

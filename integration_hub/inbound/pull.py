@@ -188,6 +188,7 @@ def pagination_spec(mapping) -> PaginationSpec:
 		"next_link_path": mapping.next_link_path,
 		"total_path": mapping.total_path,
 		"has_more_path": mapping.has_more_path,
+		"total_pages_path": mapping.total_pages_path,
 		"starting_after_param": mapping.starting_after_param,
 		"record_id_path": mapping.record_id_path,
 	}
@@ -213,7 +214,13 @@ def fresh_since(mapping) -> str | None:
 	"""The since-value of a new run: the saved watermark less the overlap window."""
 	if not mapping.since_param or not mapping.watermark:
 		return None
-	return since_value(mapping.watermark, cursor_kind(mapping), mapping.overlap_seconds or 0)
+	return since_value(
+		mapping.watermark,
+		cursor_kind(mapping),
+		mapping.overlap_seconds or 0,
+		fmt=mapping.since_format or "iso",
+		tz=remote_timezone(mapping.connector),
+	)
 
 
 def finish_run(

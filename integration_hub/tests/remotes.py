@@ -148,10 +148,27 @@ class AttendanceServer:
 	times, and DRF's ``404 {"detail": "Invalid page."}`` for a page past the end."""
 
 	punches: list[dict] = field(default_factory=list)
+	username: str = ""
+	password: str = ""
+	"""With a username, every list call needs ``Authorization: JWT <token>`` from ``/jwt-api-token-auth/``."""
 
 	def __post_init__(self):
+		self.tokens: set[str] = set()
+		self.logins = 0
 		self.server = RecordingServer(self.respond, lifetime=900)
 		self.url = self.server.url
+
+	def log_in(self, request: RecordedRequest):
+		body = request.json() or {}
+		if body.get("username") != self.username or body.get("password") != self.password:
+			return 400, {}, {"non_field_errors": ["Unable to log in with provided credentials."]}
+		self.logins += 1
+		token = f"jwt-{self.logins}-{time.monotonic_ns()}"
+		self.tokens.add(token)
+		return 200, {}, {"token": token}
+
+	def expire_tokens(self) -> None:
+		self.tokens.clear()
 
 	def add(
 		self, punch_id: int, emp_code: str, punch_time: str, state: str = "0", upload_time: str = ""
@@ -168,6 +185,10 @@ class AttendanceServer:
 		return punch
 
 	def respond(self, request: RecordedRequest):
+		if request.path == "/jwt-api-token-auth/" and request.method == "POST":
+			return self.log_in(request)
+		if self.username and request.headers.get("Authorization", "").removeprefix("JWT ") not in self.tokens:
+			return 401, {}, {"detail": "Authentication credentials were not provided."}
 		if request.path != "/iclock/api/transactions/":
 			return 404, {}, {"detail": "Not found."}
 		query = {key: values[-1] for key, values in parse_qs(request.query).items()}

@@ -53,10 +53,10 @@ class TestAttendancePull(FrappeTestCase):
 			raise cls.skipTest(cls, "HRMS is not installed")
 		cls.asha = make_employee("Asha", "IH-D-1001")
 		cls.ravi = make_employee("Ravi", "IH-D-1002")
-		frappe.db.delete("Employee Checkin", {"employee": ("in", [cls.asha, cls.ravi])})
 		frappe.db.commit()
 
 	def setUp(self):
+		frappe.db.delete("Employee Checkin", {"employee": ("in", [self.asha, self.ravi])})
 		self.device = AttendanceServer()
 		make_connector(CONNECTOR, self.device.url, time_zone=DEVICE_ZONE)
 		mapping_from_template("attendance_punches_to_employee_checkin", CONNECTOR, MAPPING, page_size=4)
@@ -112,3 +112,54 @@ class TestAttendancePull(FrappeTestCase):
 		again = run_pull(MAPPING)
 		self.assertEqual(again.created + again.failed, 0)
 		self.assertEqual(len(self.checkins()), 4)
+
+	def test_a_drf_attendance_api_with_login_tokens_late_uploads_and_naive_times(self):
+		"""ZKBio Time-like: JWT login, page numbers until DRF's 404 past the end, a punch uploaded late."""
+		self.device.username, self.device.password = "ih-device-reader", "device-pass-7731"
+		make_connector(
+			CONNECTOR,
+			self.device.url,
+			time_zone=DEVICE_ZONE,
+			auth_type="Login Token",
+			login_url="/jwt-api-token-auth/",
+			login_token_scheme="JWT",
+			username=self.device.username,
+			password=self.device.password,
+		)
+		mapping_from_template("attendance_punches_to_employee_checkin", CONNECTOR, MAPPING, page_size=4)
+		frappe.db.commit()
+		for number in range(8):
+			minute = 10 + number
+			self.device.add(
+				100 + number,
+				"IH-D-1001" if number % 2 else "IH-D-1002",
+				f"2026-11-30 08:{minute:02d}:00",
+				str(number % 2),
+				upload_time=f"2026-11-30 08:{minute:02d}:30",
+			)
+
+		first = run_pull(MAPPING)
+
+		self.assertEqual((first.fetched, first.created, first.failed), (8, 8, 0))
+		self.assertEqual(frappe.db.get_value("Mapping", MAPPING, "last_pull_status"), "Success")
+		past_the_end = [r for r in self.device.server.requests if "page=3" in r.query]
+		self.assertTrue(past_the_end, "the pull never asked past the last page, so DRF's 404 was not met")
+		self.assertEqual(self.device.logins, 1)
+
+		self.device.expire_tokens()
+		late = self.device.add(
+			200, "IH-D-1002", "2026-11-30 07:55:00", "0", upload_time="2026-11-30 08:40:00"
+		)
+		second = run_pull(MAPPING)
+
+		self.assertEqual((second.created, second.failed), (1, 0))
+		self.assertEqual(frappe.db.get_value("Mapping", MAPPING, "last_pull_status"), "Success")
+		self.assertEqual(self.device.logins, 2)
+		since = [r.query for r in self.device.server.requests if "upload_time__gte" in r.query]
+		self.assertTrue(since and all("2026-11-30+08%3A" in q for q in since[-1:]), since[-1:])
+		times = [str(c.time) for c in self.checkins()]
+		self.assertEqual(len(times), 9)
+		self.assertEqual(len(set(times)), 9)
+		self.assertIn(site_time(late["punch_time"]), times)
+		for punch in self.device.punches:
+			self.assertIn(site_time(punch["punch_time"]), times)

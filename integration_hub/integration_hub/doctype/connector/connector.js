@@ -2,6 +2,12 @@
 // For license information, please see license.txt
 
 frappe.ui.form.on("Connector", {
+	onload(frm) {
+		frappe.call("frappe.core.doctype.user.user.get_timezones").then((r) => {
+			frm.set_df_property("time_zone", "options", (r.message && r.message.timezones) || []);
+		});
+	},
+
 	refresh(frm) {
 		if (frm.is_new()) {
 			return;

@@ -2,6 +2,7 @@
 # For license information, please see license.txt
 
 import ipaddress
+import zoneinfo
 from urllib.parse import quote, urlsplit
 
 import frappe
@@ -19,6 +20,7 @@ class Connector(Document):
 		self.validate_auth()
 		self.validate_limits()
 		self.validate_headers()
+		self.validate_time_zone()
 
 	def on_update(self):
 		clear_connector_clients(self.name)
@@ -53,6 +55,7 @@ class Connector(Document):
 			"Basic": ("username", "password"),
 			"OAuth2 Client Credentials": ("token_url", "client_id", "client_secret"),
 			"WS-Security UsernameToken": ("username", "password"),
+			"Login Token": ("login_url", "username", "password", "login_token_path"),
 		}.get(self.auth_type, ())
 		missing = [self.meta.get_label(fieldname) for fieldname in required if not self.get(fieldname)]
 		if missing:
@@ -63,6 +66,16 @@ class Connector(Document):
 			frappe.throw(_("WS-Security UsernameToken is only for SOAP connectors."))
 		if self.auth_type == "OAuth2 Client Credentials":
 			validate_http_url(self.token_url, _("Token URL"))
+		if self.auth_type == "Login Token" and self.protocol != "REST":
+			frappe.throw(_("Login Token authentication is only for REST connectors."))
+
+	def validate_time_zone(self):
+		if self.time_zone and self.time_zone not in available_time_zones():
+			frappe.throw(
+				_("{0} is not a time zone name such as Asia/Kolkata or Europe/Berlin.").format(
+					frappe.bold(self.time_zone)
+				)
+			)
 
 	def validate_limits(self):
 		if (self.connect_timeout or 0) <= 0 or (self.read_timeout or 0) <= 0:
@@ -87,6 +100,10 @@ class Connector(Document):
 			if name.lower() in seen:
 				frappe.throw(_("Row {0}: header {1} is listed twice.").format(row.idx, frappe.bold(name)))
 			seen.add(name.lower())
+
+
+def available_time_zones() -> set[str]:
+	return zoneinfo.available_timezones()
 
 
 def validate_http_url(url: str | None, label: str) -> None:
