@@ -29,6 +29,8 @@ from integration_hub.engine.policy import RetryPolicy, next_retry_delay
 from integration_hub.engine.redact import redact_text
 from integration_hub.engine.transforms import to_jsonable
 from integration_hub.engine.watermark import to_site_time
+from integration_hub.inbound.builders import Builder, builder_for
+from integration_hub.inbound.errors import RecordRejected, RecordSkipped
 from integration_hub.jobs import enqueue_once
 from integration_hub.mappings import compile_mapping_doc
 
@@ -43,20 +45,14 @@ RETRYABLE_DB_ERRORS = (frappe.QueryDeadlockError, frappe.QueryTimeoutError)
 DEFAULT_RETRY = RetryPolicy(max_attempts=5, base_delay=5, max_delay=300)
 
 
-class RecordRejected(Exception):
-	"""The record cannot be applied as the mapping stands; ``args[0]`` says why (the row goes Dead)."""
-
-
-class RecordSkipped(Exception):
-	"""Nothing to write; ``args[0]`` says why and ``args[1]`` names the document already holding the record."""
-
-
 @dataclass
 class StageResult:
 	rows: list[str] = field(default_factory=list)
 	unchanged: int = 0
 	waiting: int = 0
 	invalid: int = 0
+	entries: list[dict] = field(default_factory=list)
+	"""Per record, in order: its external id, and its row (staged) or why there is none (and the document)."""
 
 
 @dataclass
@@ -82,13 +78,14 @@ class InboundPlan:
 	match_fields: list[str]
 	context: dict
 	retry_policy: RetryPolicy
+	builder: Builder | None = None
 
 
 # --- staging -------------------------------------------------------------------------------------------------
 
 
 def stage_records(
-	mapping, records: list, event: str, event_ids: list[str | None] | None = None
+	mapping, records: list, event: str, event_ids: list[str | None] | None = None, batch_id: str | None = None
 ) -> StageResult:
 	"""Write Queued inbound rows for ``records`` in the current transaction; the caller commits."""
 	result = StageResult()
@@ -106,11 +103,16 @@ def stage_records(
 	waiting = staged_keys([item[3] for item in prepared])
 	rows = []
 	for stored, external_id, digest, key, event_id in prepared:
-		if external_id and known.get(external_id) == digest:
+		bound = known.get(external_id) if external_id else None
+		if bound and bound.last_payload_hash == digest:
 			result.unchanged += 1
+			result.entries.append(
+				{"external_id": external_id, "outcome": "unchanged", "document": bound.reference_name}
+			)
 			continue
 		if key in waiting:
 			result.waiting += 1
+			result.entries.append({"external_id": external_id, "outcome": "waiting", "key": key})
 			continue
 		waiting.add(key)
 		status, error = "Queued", None
@@ -118,6 +120,7 @@ def stage_records(
 			status, error = "Dead", no_external_id_message(mapping)
 			result.invalid += 1
 		name = frappe.generate_hash(length=12)
+		result.entries.append({"external_id": external_id, "outcome": "staged", "row": name})
 		rows.append(
 			{
 				"name": name,
@@ -130,6 +133,7 @@ def stage_records(
 				"external_id": external_id,
 				"idempotency_key": key,
 				"event_id": event_id,
+				"batch_id": batch_id,
 				"attempts": 0,
 				"next_attempt_at": now if status == "Queued" else None,
 				"remote_updated_at": remote_updated_at(mapping, stored),
@@ -185,16 +189,17 @@ def row_key(mapping: str, external_id: str | None, digest: str) -> str:
 	return "ih-in-" + payload_hash([mapping, external_id or "", digest])[:40]
 
 
-def bound_hashes(mapping, external_ids: list[str]) -> dict[str, str]:
+def bound_hashes(mapping, external_ids: list[str]) -> dict:
+	"""{external id: binding (reference_name, last_payload_hash)} of the records already bound."""
 	if not external_ids:
 		return {}
 	rows = frappe.get_all(
 		"Integration Binding",
 		filters=binding_filters(mapping.connector, mapping.target_doctype, mapping.remote_object_type)
 		| {"external_id": ("in", external_ids)},
-		fields=["external_id", "last_payload_hash"],
+		fields=["external_id", "reference_name", "last_payload_hash"],
 	)
-	return {row.external_id: row.last_payload_hash for row in rows}
+	return {row.external_id: row for row in rows}
 
 
 def staged_keys(keys: list[str]) -> set[str]:
@@ -301,7 +306,17 @@ def write_record(plan: InboundPlan, row) -> tuple[str, str]:
 		if binding and binding.last_payload_hash == digest:
 			save_binding_for(mapping, name, row.external_id, digest, binding)
 			return "Unchanged", name
-	else:
+	if plan.builder is not None:
+		if name:
+			raise RecordRejected(
+				_("Remote record {0} is already {1} {2}; a change to it is not applied").format(
+					row.external_id, _(mapping.target_doctype), name
+				)
+			)
+		name = create_built_document(plan, values)
+		save_binding_for(mapping, name, row.external_id, digest, binding)
+		return "Created", name
+	if not name:
 		name = find_by_match_fields(plan, values, row.external_id)
 	if name:
 		action, amended = update_document(plan, name, values)
@@ -312,6 +327,19 @@ def write_record(plan: InboundPlan, row) -> tuple[str, str]:
 		action, name = "Created", create_document(plan, values)
 	save_binding_for(mapping, name, row.external_id, digest, binding)
 	return action, name
+
+
+def create_built_document(plan: InboundPlan, values: dict) -> str:
+	"""A document made by the mapping's builder from its inputs (a Payment Entry from an invoice, ...)."""
+	missing = [name for name in plan.builder.required if values.get(name) in (None, "")]
+	if missing:
+		raise RecordRejected(_("The record gives no {0}").format(", ".join(missing)))
+	document = plan.builder.build(values, plan.mapping)
+	mark_inbound(document, plan.mapping)
+	document.insert()
+	if plan.mapping.submit_on_create:
+		document.submit()
+	return document.name
 
 
 def create_document(plan: InboundPlan, values: dict) -> str:
@@ -537,6 +565,7 @@ def build_plan(mapping) -> InboundPlan:
 			"remote_timezone": remote_timezone(mapping.connector),
 		},
 		retry_policy=inbound_retry_policy(mapping.connector),
+		builder=builder_for(mapping),
 	)
 
 

@@ -305,3 +305,75 @@ def run_site_function(dotted_path: str, *args: str) -> subprocess.Popen:
 		stderr=subprocess.PIPE,
 		text=True,
 	)
+
+
+class SiteServer:
+	"""This site served by gunicorn on 127.0.0.1 in its own process, for tests that need real HTTP requests
+	through Frappe's WSGI app. ``timeout`` ends it after ``lifetime`` seconds even if a test forgets to."""
+
+	def __init__(self, workers: int = 2, lifetime: int = SERVER_MAX_LIFETIME * 2):
+		self.port = free_port()
+		self.url = f"http://127.0.0.1:{self.port}"
+		self.site = frappe.local.site
+		sites_path = os.path.abspath(frappe.local.sites_path)
+		self.process = subprocess.Popen(
+			[
+				"timeout",
+				str(lifetime),
+				sys.executable,
+				"-m",
+				"gunicorn",
+				"-b",
+				f"127.0.0.1:{self.port}",
+				"-w",
+				str(workers),
+				"--timeout",
+				"120",
+				"frappe.app:application",
+			],
+			cwd=sites_path,
+			stdout=subprocess.DEVNULL,
+			stderr=subprocess.PIPE,
+		)
+		self.wait_until_listening()
+
+	def wait_until_listening(self, seconds: float = 60) -> None:
+		deadline = time.monotonic() + seconds
+		while time.monotonic() < deadline:
+			if self.process.poll() is not None:
+				raise RuntimeError(f"gunicorn ended: {self.process.stderr.read().decode()[-2000:]}")
+			with socket.socket() as sock:
+				if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+					return
+			time.sleep(0.1)
+		self.stop()
+		raise RuntimeError("gunicorn did not start listening in time")
+
+	def request(self, method: str, path: str, **kwargs):
+		"""A request to this site by its name, whatever the address it is served on."""
+		import requests
+
+		headers = {"Host": self.site, **kwargs.pop("headers", {})}
+		url = path if path.startswith("http") else self.url + path
+		return requests.request(method, url, headers=headers, timeout=(2, 120), **kwargs)
+
+	def post(self, path: str, **kwargs):
+		return self.request("POST", path, **kwargs)
+
+	def get(self, path: str, **kwargs):
+		return self.request("GET", path, **kwargs)
+
+	def stop(self) -> None:
+		if self.process.poll() is None:
+			self.process.terminate()
+			try:
+				self.process.wait(timeout=10)
+			except subprocess.TimeoutExpired:
+				self.process.kill()
+				self.process.wait(timeout=10)
+
+	def __enter__(self):
+		return self
+
+	def __exit__(self, *exc):
+		self.stop()

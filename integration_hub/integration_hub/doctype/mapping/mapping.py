@@ -11,6 +11,7 @@ from frappe.model.document import Document
 from integration_hub.engine.errors import MappingError
 from integration_hub.engine.links import parse_link_target
 from integration_hub.engine.mapping import check_template, compile_condition, compile_mapping, extract
+from integration_hub.inbound.builders import builder_for
 from integration_hub.mappings import (
 	clear_outbound_index,
 	doctype_path_error,
@@ -145,8 +146,24 @@ class Mapping(Document):
 				self.validate_doctype_path(self.source_doctype, row.source, row.idx, _("Source"))
 
 	def validate_target_fields(self):
+		builder = builder_for(self)
+		if builder is None:
+			for row in self.fields:
+				self.validate_doctype_path(self.target_doctype, row.target, row.idx, _("Target"))
+			return
+		if self.target_doctype != builder.doctype:
+			frappe.throw(
+				_("{0} creates {1}; set the Target DocType to {1}.").format(
+					_(self.document_builder), _(builder.doctype)
+				)
+			)
 		for row in self.fields:
-			self.validate_doctype_path(self.target_doctype, row.target, row.idx, _("Target"))
+			if row.target.strip() not in builder.inputs:
+				frappe.throw(
+					_("Row {0}: {1} is not an input of {2}; use one of {3}.").format(
+						row.idx, frappe.bold(row.target), _(self.document_builder), ", ".join(builder.inputs)
+					)
+				)
 
 	def validate_doctype_path(self, doctype, path, idx, label):
 		error = doctype_path_error(doctype, path.strip())
@@ -183,7 +200,11 @@ class Mapping(Document):
 		self.validate_jmespath(self.records_path, _("Records Path"))
 
 	def validate_links(self):
+		builder = builder_for(self)
 		for row in self.get("links") or []:
+			if builder is not None:
+				self.validate_builder_link(row, builder)
+				continue
 			try:
 				table, fieldname = parse_link_target(row.target)
 			except MappingError as error:
@@ -208,6 +229,17 @@ class Mapping(Document):
 			row.link_doctype = df.options
 			if row.match_by == "Field":
 				self.validate_match_column(row, df.options)
+
+	def validate_builder_link(self, row, builder):
+		row.link_doctype = builder.inputs.get(row.target.strip())
+		if not row.link_doctype:
+			frappe.throw(
+				_("Link row {0}: {1} is not a linked input of {2}.").format(
+					row.idx, frappe.bold(row.target), _(self.document_builder)
+				)
+			)
+		if row.match_by == "Field":
+			self.validate_match_column(row, row.link_doctype)
 
 	def validate_match_column(self, row, doctype):
 		if not row.match_field:

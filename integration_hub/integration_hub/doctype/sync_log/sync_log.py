@@ -24,3 +24,6 @@ def on_doctype_update():
 	frappe.db.add_index("Sync Log", ["status", "next_attempt_at"])
 	frappe.db.add_index("Sync Log", ["reference_doctype", "reference_name"])
 	frappe.db.add_index("Sync Log", ["connector", "status"])
+	frappe.db.add_index("Sync Log", ["mapping", "status", "next_attempt_at"])
+	frappe.db.add_index("Sync Log", ["idempotency_key"])
+	frappe.db.add_unique("Sync Log", ["connector", "event_id"], constraint_name="unique_connector_event")
