@@ -63,7 +63,9 @@ class ApplyCounts:
 	failed: int = 0
 
 	def add(self, action: str) -> None:
-		key = {"Created": "created", "Updated": "updated", "Amended": "updated"}.get(action)
+		key = {"Created": "created", "Updated": "updated", "Amended": "updated", "Cancelled": "updated"}.get(
+			action
+		)
 		if key is None:
 			key = "failed" if action in ("Dead", "Failed") else "unchanged"
 		setattr(self, key, getattr(self, key) + 1)
@@ -306,6 +308,8 @@ def write_record(plan: InboundPlan, row) -> tuple[str, str]:
 		if binding and binding.last_payload_hash == digest:
 			save_binding_for(mapping, name, row.external_id, digest, binding)
 			return "Unchanged", name
+	if mapping.cancel_when and extract(record, mapping.cancel_when):
+		return cancel_bound_document(mapping, name, row.external_id)
 	if plan.builder is not None:
 		if name:
 			raise RecordRejected(
@@ -327,6 +331,26 @@ def write_record(plan: InboundPlan, row) -> tuple[str, str]:
 		action, name = "Created", create_document(plan, values)
 	save_binding_for(mapping, name, row.external_id, digest, binding)
 	return action, name
+
+
+def cancel_bound_document(mapping, name: str | None, external_id: str) -> tuple[str, str]:
+	"""The remote cancelled the record: cancel its submitted document (once; a cancelled one stays as it is)."""
+	if not name:
+		raise RecordRejected(
+			_(
+				"Remote record {0} was cancelled, but it was never received, so there is nothing to cancel"
+			).format(external_id)
+		)
+	document = frappe.get_doc(mapping.target_doctype, name)
+	if document.docstatus == 2:
+		return "Unchanged", name
+	if document.docstatus == 0:
+		raise RecordRejected(
+			_("{0} {1} is a draft; a draft is not cancelled").format(_(mapping.target_doctype), name)
+		)
+	mark_inbound(document, mapping)
+	document.cancel()
+	return "Cancelled", name
 
 
 def create_built_document(plan: InboundPlan, values: dict) -> str:

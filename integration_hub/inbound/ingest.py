@@ -23,7 +23,13 @@ SYNC_LIMIT = 100
 """Batches up to this many records are applied while the caller waits."""
 MAX_RECORDS = 5000
 STATUS_METHOD = "/api/method/integration_hub.api.ingest.status"
-ACTIONS = {"Created": "created", "Updated": "updated", "Amended": "updated", "Unchanged": "unchanged"}
+ACTIONS = {
+	"Created": "created",
+	"Updated": "updated",
+	"Amended": "updated",
+	"Cancelled": "cancelled",
+	"Unchanged": "unchanged",
+}
 
 
 class IngestRefused(Exception):
@@ -48,8 +54,15 @@ def ingest(mapping_name: str | None, records, idempotency_key: str | None) -> In
 		request = claim_key(key, digest, mapping.name, len(records))
 		if request.status == "Done":
 			return IngestAnswer(request.http_status, json.loads(request.response))
-		if request.replay:
+		if request.replay and request.record_count > SYNC_LIMIT:
 			return pending_answer(request.name)
+		if request.replay:
+			raise IngestRefused(
+				429,
+				_(
+					"A batch with this Idempotency-Key is still being applied; send it again in a few seconds."
+				),
+			)
 		return run_batch(mapping, records, request.name)
 	except IngestRefused as refused:
 		return IngestAnswer(refused.status, {"error": refused.message})
@@ -100,7 +113,7 @@ def claim_key(key: str, digest: str, mapping: str, count: int):
 	existing = frappe.db.get_value(
 		"Ingest Request",
 		{"user": user, "idempotency_key": key},
-		["name", "status", "http_status", "response", "body_hash"],
+		["name", "status", "http_status", "response", "body_hash", "record_count"],
 		as_dict=True,
 	)
 	if existing is None:

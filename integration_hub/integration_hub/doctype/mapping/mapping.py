@@ -8,9 +8,10 @@ from croniter import croniter
 from frappe import _
 from frappe.model.document import Document
 
-from integration_hub.engine.errors import MappingError
+from integration_hub.engine.errors import ConfigurationError, MappingError
+from integration_hub.engine.jsonpath import compile_path
 from integration_hub.engine.links import parse_link_target
-from integration_hub.engine.mapping import check_template, compile_condition, compile_mapping, extract
+from integration_hub.engine.mapping import check_template, compile_condition, compile_mapping
 from integration_hub.inbound.builders import builder_for
 from integration_hub.mappings import (
 	clear_outbound_index,
@@ -197,6 +198,11 @@ class Mapping(Document):
 			if self.connector_protocol == "REST" and not self.endpoint_path:
 				frappe.throw(_("A scheduled pull needs the Endpoint Path to read records from."))
 		self.validate_jmespath(self.external_id_path, _("External ID Path"))
+		self.validate_jmespath(self.cancel_when, _("Cancel When"))
+		if self.cancel_when and not frappe.get_meta(self.target_doctype).is_submittable:
+			frappe.throw(
+				_("{0} is not submittable, so Cancel When cannot apply.").format(_(self.target_doctype))
+			)
 		self.validate_jmespath(self.records_path, _("Records Path"))
 
 	def validate_links(self):
@@ -313,6 +319,6 @@ class Mapping(Document):
 		if not expression:
 			return
 		try:
-			extract({}, expression)
-		except MappingError as error:
+			compile_path(expression, label)
+		except ConfigurationError as error:
 			frappe.throw(_("{0} is not a valid JMESPath expression: {1}").format(label, error.message))
