@@ -70,3 +70,28 @@ def test_every_miss_is_reported_at_once():
 def test_bad_targets_are_refused(target):
 	with pytest.raises(MappingError):
 		parse_link_target(target)
+
+
+def test_a_value_nothing_matches_is_created_once_when_the_rule_says_how():
+	made = []
+
+	def create(rule, value):
+		made.append(value)
+		return f"CUST-{value}"
+
+	document = {"customer": "shop-7", "items": [{"item_code": "SKU-1"}]}
+	lookup, _calls = lookup_from(ITEMS_BY_SKU)
+	rules = [
+		LinkRule("customer", "Customer", "binding", create_with="Shop Customers", create_from="customer"),
+		LinkRule("items[].item_code", "Item", "field", "item_code"),
+	]
+	resolve_links(document, rules, lookup, create)
+	assert document["customer"] == "CUST-shop-7" and made == ["shop-7"]
+	assert document["items"][0]["item_code"] == "ITEM-0001"
+
+
+def test_a_rule_without_create_with_never_creates():
+	document = {"customer": "shop-8"}
+	lookup, _calls = lookup_from({})
+	with pytest.raises(MappingError, match="Customer 'shop-8' for customer was not found"):
+		resolve_links(document, [LinkRule("customer", "Customer", "binding")], lookup, lambda rule, value: "X")

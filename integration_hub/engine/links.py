@@ -26,6 +26,10 @@ class LinkRule:
 	match_by: MatchBy = "name"
 	match_field: str = ""
 	default: str | None = None
+	create_with: str = ""
+	"""An inbound mapping that creates the record when no match exists (the glue's ``create`` runs it)."""
+	create_from: str = ""
+	"""Where the record holds what that mapping reads (e.g. ``customer``, or ``lines`` for child rows)."""
 
 	@property
 	def table(self) -> str | None:
@@ -45,6 +49,8 @@ class LinkRule:
 
 Lookup = Callable[[LinkRule, list[str]], Mapping[str, str]]
 """Given a rule and distinct remote values, the ERPNext name found for each value (absent when none)."""
+Create = Callable[[LinkRule, str], "str | None"]
+"""Given a rule and a value nothing matched, the name of a record made for it, or None."""
 
 
 def parse_link_target(target: str) -> tuple[str | None, str]:
@@ -78,8 +84,13 @@ def _slots(document: dict[str, Any], rule: LinkRule) -> Iterator[tuple[dict[str,
 			yield row, f" in {table} row {number}"
 
 
-def resolve_links(document: dict[str, Any], rules: Sequence[LinkRule], lookup: Lookup) -> None:
-	"""Replace remote values by ERPNext names in place; one MappingError naming every value not found."""
+def resolve_links(
+	document: dict[str, Any], rules: Sequence[LinkRule], lookup: Lookup, create: Create | None = None
+) -> None:
+	"""Replace remote values by ERPNext names in place; one MappingError naming every value not found.
+
+	A value nothing matches is passed to ``create`` (once per value) when the rule says how to create it.
+	"""
 	problems: list[str] = []
 	first_field = ""
 	for rule in rules:
@@ -89,7 +100,11 @@ def resolve_links(document: dict[str, Any], rules: Sequence[LinkRule], lookup: L
 			if container.get(field) in (None, "") and rule.default not in (None, ""):
 				container[field] = rule.default
 		wanted = sorted({str(c[field]) for c, _w in slots if c.get(field) not in (None, "")})
-		found = lookup(rule, wanted) if wanted else {}
+		found = dict(lookup(rule, wanted)) if wanted else {}
+		if create is not None and rule.create_with:
+			for value in wanted:
+				if value not in found and (made := create(rule, value)):
+					found[value] = made
 		for container, where in slots:
 			value = container.get(field)
 			if value in (None, ""):

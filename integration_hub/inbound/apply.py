@@ -291,37 +291,38 @@ def lock_row(name: str):
 
 
 def write_record(plan: InboundPlan, row) -> tuple[str, str]:
-	"""Create, update or leave the document for one record; returns (action, document name)."""
+	"""Create, update or leave the document for one row's record; returns (action, document name)."""
+	return write_values(plan, json.loads(row.payload), row.external_id, row.event)
+
+
+def write_values(plan: InboundPlan, record, external_id: str, event: str | None) -> tuple[str, str]:
 	mapping = plan.mapping
-	record = json.loads(row.payload)
 	digest = payload_hash(record)
 	compiled, _condition = compile_mapping_doc(mapping)
-	values = compiled.apply(record, {**plan.context, "external_id": row.external_id, "event": row.event})
-	resolve_links(values, plan.links, link_lookup(mapping.connector))
+	values = compiled.apply(record, {**plan.context, "external_id": external_id, "event": event})
+	resolve_links(values, plan.links, link_lookup(mapping.connector), nested_creator(record, event))
 	frappe.local.message_log = []
-	name = find_document(
-		mapping.connector, mapping.target_doctype, row.external_id, mapping.remote_object_type
-	)
+	name = find_document(mapping.connector, mapping.target_doctype, external_id, mapping.remote_object_type)
 	binding = None
 	if name:
 		binding = get_binding(mapping.connector, mapping.target_doctype, name, mapping.remote_object_type)
 		if binding and binding.last_payload_hash == digest:
-			save_binding_for(mapping, name, row.external_id, digest, binding)
+			save_binding_for(mapping, name, external_id, digest, binding)
 			return "Unchanged", name
 	if mapping.cancel_when and extract(record, mapping.cancel_when):
-		return cancel_bound_document(mapping, name, row.external_id)
+		return cancel_bound_document(mapping, name, external_id)
 	if plan.builder is not None:
 		if name:
 			raise RecordRejected(
 				_("Remote record {0} is already {1} {2}; a change to it is not applied").format(
-					row.external_id, _(mapping.target_doctype), name
+					external_id, _(mapping.target_doctype), name
 				)
 			)
 		name = create_built_document(plan, values)
-		save_binding_for(mapping, name, row.external_id, digest, binding)
+		save_binding_for(mapping, name, external_id, digest, binding)
 		return "Created", name
 	if not name:
-		name = find_by_match_fields(plan, values, row.external_id)
+		name = find_by_match_fields(plan, values, external_id)
 	if name:
 		action, amended = update_document(plan, name, values)
 		if binding and amended != name:
@@ -329,8 +330,26 @@ def write_record(plan: InboundPlan, row) -> tuple[str, str]:
 		name = amended
 	else:
 		action, name = "Created", create_document(plan, values)
-	save_binding_for(mapping, name, row.external_id, digest, binding)
+	save_binding_for(mapping, name, external_id, digest, binding)
 	return action, name
+
+
+def nested_creator(record, event: str | None):
+	"""For link rules with Create With: the record's own sub-record (its customer, say) goes through that
+	mapping in the same transaction, so the order and its new customer are written together or not at all."""
+
+	def create(rule: LinkRule, value: str) -> str | None:
+		if not rule.create_with:
+			return None
+		found = extract(record, rule.create_from) if rule.create_from else None
+		candidates = found if isinstance(found, list) else [found]
+		plan = inbound_plan(rule.create_with)
+		for candidate in candidates:
+			if isinstance(candidate, dict) and external_id_of(plan.mapping, candidate) == value:
+				return write_values(plan, candidate, value, event)[1]
+		return None
+
+	return create
 
 
 def cancel_bound_document(mapping, name: str | None, external_id: str) -> tuple[str, str]:
@@ -601,6 +620,8 @@ def link_rules(mapping) -> list[LinkRule]:
 			match_by=MATCH_BY.get(row.match_by or "Name", "name"),
 			match_field=(row.match_field or "").strip(),
 			default=row.default_value or None,
+			create_with=row.get("create_with") or "",
+			create_from=(row.get("create_from") or "").strip(),
 		)
 		for row in mapping.get("links") or []
 	]

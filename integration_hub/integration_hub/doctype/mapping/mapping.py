@@ -235,6 +235,32 @@ class Mapping(Document):
 			row.link_doctype = df.options
 			if row.match_by == "Field":
 				self.validate_match_column(row, df.options)
+			self.validate_create_with(row)
+
+	def validate_create_with(self, row):
+		if not row.create_with:
+			return
+		other = frappe.db.get_value(
+			"Mapping", row.create_with, ["direction", "connector", "target_doctype"], as_dict=True
+		)
+		if not other or other.direction != "Inbound" or other.connector != self.connector:
+			frappe.throw(
+				_("Link row {0}: Create With must be an inbound mapping of connector {1}.").format(
+					row.idx, frappe.bold(self.connector)
+				)
+			)
+		if other.target_doctype != row.link_doctype:
+			frappe.throw(
+				_("Link row {0}: mapping {1} creates {2}, not {3}.").format(
+					row.idx, frappe.bold(row.create_with), _(other.target_doctype), _(row.link_doctype)
+				)
+			)
+		if row.match_by != "Binding":
+			frappe.throw(
+				_(
+					"Link row {0}: a record made by Create With is found again by its binding; set Match By to Binding."
+				).format(row.idx)
+			)
 
 	def validate_builder_link(self, row, builder):
 		row.link_doctype = builder.inputs.get(row.target.strip())
