@@ -33,6 +33,9 @@ doc_events = {
 }
 
 scheduler_events = {
+	"daily_long": [
+		"integration_hub.logs.trim_successful_bodies",
+	],
 	"cron": {
 		"* * * * *": [
 			"integration_hub.outbound.outbox.sweep",

@@ -94,4 +94,6 @@ def test_a_rule_without_create_with_never_creates():
 	document = {"customer": "shop-8"}
 	lookup, _calls = lookup_from({})
 	with pytest.raises(MappingError, match="Customer 'shop-8' for customer was not found"):
-		resolve_links(document, [LinkRule("customer", "Customer", "binding")], lookup, lambda rule, value: "X")
+		resolve_links(
+			document, [LinkRule("customer", "Customer", "binding")], lookup, lambda rule, value: "X"
+		)

@@ -32,6 +32,7 @@ from integration_hub.engine.watermark import to_site_time
 from integration_hub.inbound.builders import Builder, builder_for
 from integration_hub.inbound.errors import RecordRejected, RecordSkipped
 from integration_hub.jobs import enqueue_once
+from integration_hub.logs import new_log_name
 from integration_hub.mappings import compile_mapping_doc
 
 APPLY_JOB = "integration_hub.inbound.apply.apply_due_rows"
@@ -121,7 +122,7 @@ def stage_records(
 		if not external_id:
 			status, error = "Dead", no_external_id_message(mapping)
 			result.invalid += 1
-		name = frappe.generate_hash(length=12)
+		name = new_log_name()
 		result.entries.append({"external_id": external_id, "outcome": "staged", "row": name})
 		rows.append(
 			{

@@ -24,6 +24,7 @@ from integration_hub.engine.errors import IntegrationError, SignatureError
 from integration_hub.engine.mapping import extract
 from integration_hub.engine.signing import verify_inbound
 from integration_hub.inbound.apply import enqueue_apply, insert_rows, stage_records, stored_payload
+from integration_hub.logs import new_log_name
 
 SCHEMES = {"Standard Webhooks": "standard_webhooks", "Stripe": "stripe", "HMAC Header": "hmac"}
 DEFAULT_MAX_BODY_KB = 1024
@@ -203,7 +204,7 @@ def store_unwanted(connector, event_id: str, event_type: str, event: dict) -> No
 	insert_rows(
 		[
 			{
-				"name": frappe.generate_hash(length=12),
+				"name": new_log_name(),
 				"status": "Skipped",
 				"direction": "Inbound",
 				"connector": connector.name,

@@ -16,6 +16,7 @@ from frappe.utils import now_datetime
 
 from integration_hub.engine.mapping import render_template
 from integration_hub.jobs import enqueue_once
+from integration_hub.logs import new_log_name
 from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, get_outbound_index
 
 DELIVERY_JOB = "integration_hub.outbound.outbox.deliver"
@@ -49,7 +50,7 @@ def queue_outbound(mapping_name: str, doc, event: str) -> str | None:
 			return None
 
 	log = frappe.new_doc("Sync Log")
-	log.name = frappe.generate_hash(length=12)
+	log.name = new_log_name()
 	now = now_datetime()
 	log.update(
 		{

@@ -3,21 +3,15 @@
 
 import frappe
 from frappe.model.document import Document
-from frappe.query_builder import Interval
-from frappe.query_builder.functions import Now
 
-FINISHED_STATUSES = ("Success", "Skipped", "Cancelled", "Dead")
+from integration_hub.logs import clear_finished_rows
 
 
 class SyncLog(Document):
 	@staticmethod
 	def clear_old_logs(days=30):
 		"""Log Settings calls this; rows still waiting to be delivered are never cleared."""
-		table = frappe.qb.DocType("Sync Log")
-		frappe.db.delete(
-			table,
-			filters=(table.modified < (Now() - Interval(days=days))) & table.status.isin(FINISHED_STATUSES),
-		)
+		clear_finished_rows(days)
 
 
 def on_doctype_update():
