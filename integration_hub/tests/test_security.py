@@ -185,3 +185,36 @@ class TestMappingSourceAccess(FrappeTestCase):
 		mapping.enabled = 1
 		with self.assertRaises(frappe.PermissionError):
 			mapping.save()
+
+
+class TestInboundTargetAccess(FrappeTestCase):
+	def tearDown(self):
+		frappe.set_user("Administrator")
+		frappe.db.rollback()
+
+	def inbound_mapping(self, name: str):
+		return frappe.get_doc(
+			{
+				"doctype": "Mapping",
+				"mapping_name": name,
+				"direction": "Inbound",
+				"connector": make_connector("IH Security Inbound", "https://crm.example.com"),
+				"enabled": 1,
+				"trigger": "API Ingest",
+				"target_doctype": "Sales Invoice",
+				"submit_on_create": 1,
+				"external_id_path": "id",
+				"fields": [{"target": "customer", "source": "customer", "source_type": "Path"}],
+			}
+		)
+
+	def test_a_user_who_may_not_submit_invoices_cannot_enable_a_mapping_that_does(self):
+		frappe.set_user(make_user("ih-inbound-author@example.com", ["Integration Manager"]))
+		with self.assertRaisesRegex(frappe.PermissionError, "cannot enable a mapping that writes it"):
+			self.inbound_mapping("IH Security Inbound No Rights").insert()
+
+	def test_an_accounts_user_may(self):
+		frappe.set_user(
+			make_user("ih-inbound-accounts@example.com", ["Integration Manager", "Accounts User"])
+		)
+		self.assertTrue(self.inbound_mapping("IH Security Inbound Accounts").insert().name)

@@ -35,6 +35,7 @@ class Mapping(Document):
 			self.validate_batching()
 		else:
 			self.validate_trigger()
+			self.validate_target_access()
 			self.validate_target_fields()
 			self.validate_links()
 			self.validate_match_fields()
@@ -85,6 +86,20 @@ class Mapping(Document):
 					_("Row {0}: give the Path to call for {1}.").format(row.idx, frappe.bold(row.event))
 				)
 			self.validate_jinja(row.path, _("Row {0} Path").format(row.idx))
+
+	def validate_target_access(self):
+		"""Inbound records are written with the mapping's rights, so whoever enables it must hold them."""
+		if not self.enabled or frappe.session.user == "Administrator" or not self.target_doctype:
+			return
+		needed = ["create", "write"] + (["submit"] if self.submit_on_create else [])
+		missing = [ptype for ptype in needed if not frappe.has_permission(self.target_doctype, ptype)]
+		if missing:
+			frappe.throw(
+				_("You may not {0} {1}, so you cannot enable a mapping that writes it.").format(
+					"/".join(missing), _(self.target_doctype)
+				),
+				frappe.PermissionError,
+			)
 
 	def validate_source_access(self):
 		"""Whoever saves an enabled outbound mapping must be allowed to read what it sends.
