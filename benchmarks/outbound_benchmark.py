@@ -160,7 +160,7 @@ def measure_submit_overhead(count: int, mapping: str, batch_mapping: str, webhoo
 	Besides end-to-end medians it times the app's own hooks (outbox row + after-commit enqueue) during
 	the active-mapping submits, which is the overhead itself without the submit's own noise.
 	"""
-	from integration_hub import dispatch
+	from integration_hub.outbound import dispatch
 
 	modes = {"no mapping": None, "active mapping": mapping, "Frappe Webhook": webhook}
 	timings: dict[str, list[float]] = {label: [] for label in modes}
