@@ -55,21 +55,16 @@ def main() -> None:
 
 def measure_pos_pull(sales: int, rounds: int) -> None:
 	from integration_hub.inbound.pull import run_pull
-	from integration_hub.tests.remotes import POS_ITEMS
 	from integration_hub.tests.test_inbound import (
-		WALK_IN,
 		company_pos_server,
-		ensure_cash_account,
 		gst_account,
+		make_pos_masters,
 		pos_mapping,
 	)
-	from integration_hub.tests.utils import default_company, make_connector, make_customer, make_item
+	from integration_hub.tests.utils import default_company, make_connector
 
 	company = default_company()
-	for code in POS_ITEMS:
-		make_item(code)
-	ensure_cash_account(company)
-	make_customer(WALK_IN)
+	make_pos_masters()
 	accounts = {rate: gst_account(company, rate) for rate in (5, 12, 18)}
 	pos = company_pos_server()
 	try:

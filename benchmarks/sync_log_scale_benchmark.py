@@ -236,19 +236,9 @@ def bytes_per_row() -> None:
 def clear_while_delivering(args: argparse.Namespace) -> None:
 	"""Clear the seeded rows in another process while invoices are submitted and delivered here."""
 	sites = os.path.abspath(frappe.local.sites_path)
+	command = ["execute", "integration_hub.logs.clear_finished_rows", "--args", "[30]"]
 	clearing = subprocess.Popen(
-		[
-			sys.executable,
-			"-m",
-			"frappe.utils.bench_helper",
-			"frappe",
-			"--site",
-			frappe.local.site,
-			"execute",
-			"integration_hub.logs.clear_finished_rows",
-			"--args",
-			"[30]",
-		],
+		[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site, *command],
 		cwd=sites,
 		stdout=subprocess.PIPE,
 		stderr=subprocess.PIPE,

@@ -57,7 +57,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
 	from integration_hub.tests.test_webhooks import customer_event, standard_headers, webhook_mapping
-	from integration_hub.tests.utils import SiteServer, make_connector
+	from integration_hub.tests.utils import SiteServer, api_token, make_connector
 
 	make_connector(
 		CONNECTOR,
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> None:
 		webhook_max_body_kb=16,
 	)
 	webhook_mapping(CONNECTOR, MAPPING)
-	token = admin_token()
+	token = api_token("Administrator")
 	frappe.db.commit()
 	run_id = f"{int(time.time())}"
 	with SiteServer(workers=2) as site:
@@ -100,15 +100,6 @@ def run(args: argparse.Namespace) -> None:
 		print(f"    p50 ratio: {statistics.median(ours) / statistics.median(plain):.2f}x")
 		measure_apply(args.events)
 		soak(site, args.soak, run_id, customer_event, standard_headers)
-
-
-def admin_token() -> str:
-	user = frappe.get_doc("User", "Administrator")
-	user.api_key = user.api_key or frappe.generate_hash(length=15)
-	secret = frappe.generate_hash(length=15)
-	user.api_secret = secret
-	user.save(ignore_permissions=True)
-	return f"token {user.api_key}:{secret}"
 
 
 def warm_up(site, token: str) -> None:

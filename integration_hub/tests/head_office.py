@@ -9,6 +9,7 @@ from __future__ import annotations
 import frappe
 
 from integration_hub.tests.utils import (
+	api_token,
 	default_company,
 	make_connector,
 	make_customer,
@@ -34,15 +35,7 @@ def prepare(items: list[str], customer: str) -> dict:
 		enabled=1,
 		fields={"company": {"source": company}, "taxes[].account_head": {"source": tax_account(company)}},
 	)
-	from integration_hub.integration_hub.doctype.connector.test_connector import make_user
-
-	user = frappe.get_doc("User", make_user("ih-branch-one@example.com", ["Integration Ingest"]))
-	user.api_key = user.api_key or frappe.generate_hash(length=15)
-	secret = frappe.generate_hash(length=15)
-	user.api_secret = secret
-	user.save(ignore_permissions=True)
-	frappe.db.commit()
-	return {"token": f"token {user.api_key}:{secret}", "mapping": MAPPING}
+	return {"token": api_token("ih-branch-one@example.com", ["Integration Ingest"]), "mapping": MAPPING}
 
 
 def invoices(branch: str) -> list[dict]:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from integration_hub.outbound.outbox import deliver
 from integration_hub.tests.utils import (
-	SiteServer,
+	ServedSiteTestCase,
+	bench_command,
 	make_connector,
 	make_customer,
 	make_item,
@@ -34,35 +32,17 @@ ITEMS = ("IH-TEST-ITEM", "IH-BRANCH-ITEM")
 
 def on_head_office(method: str, **kwargs):
 	"""Run ``integration_hub.tests.head_office.<method>`` on the head-office site; its return value."""
-	sites = os.path.abspath(frappe.local.sites_path)
-	result = subprocess.run(
-		[
-			sys.executable,
-			"-m",
-			"frappe.utils.bench_helper",
-			"frappe",
-			"--site",
-			HEAD_OFFICE,
-			"execute",
-			f"integration_hub.tests.head_office.{method}",
-			"--kwargs",
-			json.dumps(kwargs),
-		],
-		cwd=sites,
-		capture_output=True,
-		text=True,
-		timeout=300,
-		check=False,
+	result = bench_command(
+		HEAD_OFFICE, "execute", f"integration_hub.tests.head_office.{method}", "--kwargs", json.dumps(kwargs)
 	)
 	if result.returncode:
 		raise AssertionError(f"{method} on {HEAD_OFFICE} failed: {result.stderr[-3000:]}")
 	return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-class TestBranchToHeadOffice(FrappeTestCase):
+class TestBranchToHeadOffice(ServedSiteTestCase):
 	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
+	def prepare_site(cls):
 		if not os.path.isdir(os.path.join(frappe.local.sites_path, HEAD_OFFICE)):
 			raise AssertionError(f"The head-office site {HEAD_OFFICE} is missing; .ci/run prepares it")
 		for item in ITEMS:
@@ -70,7 +50,10 @@ class TestBranchToHeadOffice(FrappeTestCase):
 		cls.customer = make_customer()
 		cls.branch = f"BR{int(time.time())}"
 		cls.head_office = on_head_office("prepare", items=list(ITEMS), customer=cls.customer)
-		cls.site = SiteServer(workers=2)
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
 		make_connector(
 			CONNECTOR,
 			cls.site.url,
@@ -90,11 +73,6 @@ class TestBranchToHeadOffice(FrappeTestCase):
 		mapping.body_template = mapping.body_template.replace("BRANCH-1", cls.branch)
 		mapping.save(ignore_permissions=True)
 		frappe.db.commit()
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.site.stop()
-		super().tearDownClass()
 
 	def deliver_everything(self, seconds: float = 120) -> None:
 		deadline = time.monotonic() + seconds

@@ -111,15 +111,19 @@ def invoice_for(sale_id: str) -> str | None:
 	return find_document(CONNECTOR, "Sales Invoice", sale_id, "pos_sale")
 
 
+def make_pos_masters() -> None:
+	"""What the POS template needs on this site: its items, a cash account for Cash, the walk-in customer."""
+	for code in POS_ITEMS:
+		make_item(code)
+	ensure_cash_account(default_company())
+	make_customer(WALK_IN)
+
+
 class TestPosPull(FrappeTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		company = default_company()
-		for code in POS_ITEMS:
-			make_item(code)
-		ensure_cash_account(company)
-		make_customer(WALK_IN)
+		make_pos_masters()
 		frappe.db.commit()
 
 	def setUp(self):

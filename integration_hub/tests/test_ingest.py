@@ -11,49 +11,33 @@ from frappe.tests.utils import FrappeTestCase
 
 from integration_hub.bindings import find_document
 from integration_hub.inbound.apply import apply_due_rows
-from integration_hub.integration_hub.doctype.connector.test_connector import make_user
 from integration_hub.tests.remotes import POS_ITEMS, make_sale
-from integration_hub.tests.test_inbound import WALK_IN, ensure_cash_account, pos_mapping
-from integration_hub.tests.utils import SiteServer, default_company, make_connector, make_customer, make_item
+from integration_hub.tests.test_inbound import make_pos_masters, pos_mapping
+from integration_hub.tests.utils import (
+	ServedSiteTestCase,
+	api_token,
+	default_company,
+	make_connector,
+	make_customer,
+	make_item,
+)
 
 ENDPOINT = "/api/method/integration_hub.api.ingest.records"
 CONNECTOR = "IH Offline Tills"
 MAPPING = "IH Till Uploads"
 
 
-def api_token(email: str, roles: list[str]) -> str:
-	"""``token key:secret`` for a user with exactly ``roles``, as an administrator would issue it."""
-	make_user(email, roles)
-	user = frappe.get_doc("User", email)
-	user.api_key = user.api_key or frappe.generate_hash(length=15)
-	secret = frappe.generate_hash(length=15)
-	user.api_secret = secret
-	user.save(ignore_permissions=True)
-	frappe.db.commit()
-	return f"token {user.api_key}:{secret}"
-
-
-class TestIngestApi(FrappeTestCase):
+class TestIngestApi(ServedSiteTestCase):
 	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
-		company = default_company()
-		for code in POS_ITEMS:
-			make_item(code)
-		ensure_cash_account(company)
-		make_customer(WALK_IN)
-		cls.currency = frappe.get_cached_value("Company", company, "default_currency")
+	def prepare_site(cls):
+		make_pos_masters()
+		cls.currency = frappe.get_cached_value("Company", default_company(), "default_currency")
 		make_connector(CONNECTOR, "https://tills.example.com")
 		pos_mapping(MAPPING, "unused", connector=CONNECTOR, trigger="API Ingest", cron_expression="")
 		frappe.db.commit()
+		frappe.db.delete("Ingest Request", {"user": ("in", ["ih-till-07@example.com", "ih-clerk@example.com"])})
 		cls.till = api_token("ih-till-07@example.com", ["Integration Ingest"])
 		cls.clerk = api_token("ih-clerk@example.com", ["Accounts User"])
-		cls.site = SiteServer()
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.site.stop()
-		super().tearDownClass()
 
 	def upload(self, records: list, key: str, token: str | None = None):
 		headers = {"Idempotency-Key": key, "Content-Type": "application/json"}

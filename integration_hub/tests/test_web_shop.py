@@ -14,7 +14,7 @@ from frappe.tests.utils import FrappeTestCase
 from integration_hub.bindings import find_document, save_binding
 from integration_hub.inbound.apply import apply_due_rows
 from integration_hub.tests.utils import (
-	SiteServer,
+	ServedSiteTestCase,
 	default_company,
 	make_connector,
 	make_item,
@@ -33,10 +33,9 @@ def shop_headers(body: bytes) -> dict:
 	return {"X-Shop-Hmac-Sha256": digest, "Content-Type": "application/json"}
 
 
-class TestWebShopFlow(FrappeTestCase):
+class TestWebShopFlow(ServedSiteTestCase):
 	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
+	def prepare_site(cls):
 		company = default_company()
 		cls.currency = frappe.get_cached_value("Company", company, "default_currency")
 		make_connector(
@@ -75,13 +74,6 @@ class TestWebShopFlow(FrappeTestCase):
 			fields={"invoice": {"source": "metadata.order_id"}},
 			links={"invoice": {"match_by": "Binding"}},
 		)
-		frappe.db.commit()
-		cls.site = SiteServer()
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.site.stop()
-		super().tearDownClass()
 
 	def send(self, event: dict) -> None:
 		body = json.dumps(event).encode()

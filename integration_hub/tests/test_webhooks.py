@@ -15,7 +15,12 @@ from standardwebhooks.webhooks import Webhook
 
 from integration_hub.bindings import find_document
 from integration_hub.inbound.apply import apply_due_rows
-from integration_hub.tests.utils import SiteServer, make_connector, make_sales_invoice, mapping_from_template
+from integration_hub.tests.utils import (
+	ServedSiteTestCase,
+	make_connector,
+	make_sales_invoice,
+	mapping_from_template,
+)
 
 ENDPOINT = "/api/method/integration_hub.api.webhook.receive?connector={}"
 STANDARD = "IH Webhook Standard"
@@ -80,10 +85,9 @@ def webhook_mapping(connector: str, name: str) -> str:
 	)
 
 
-class TestWebhooks(FrappeTestCase):
+class TestWebhooks(ServedSiteTestCase):
 	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
+	def prepare_site(cls):
 		make_connector(
 			STANDARD,
 			"https://sender.example.com",
@@ -97,13 +101,6 @@ class TestWebhooks(FrappeTestCase):
 		make_connector(UNSIGNED, "https://nosecret.example.com", signature_scheme="None")
 		webhook_mapping(STANDARD, "IH Webhook Customers")
 		webhook_mapping(STRIPE, "IH Stripe Customers")
-		frappe.db.commit()
-		cls.site = SiteServer()
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.site.stop()
-		super().tearDownClass()
 
 	def rows(self, connector: str) -> int:
 		frappe.db.rollback()
@@ -243,10 +240,9 @@ def payment_event(event_id: str, kind: str, invoice: str, cents: int, currency: 
 	}
 
 
-class TestPaymentEvents(FrappeTestCase):
+class TestPaymentEvents(ServedSiteTestCase):
 	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
+	def prepare_site(cls):
 		make_connector(
 			PAYMENTS,
 			"https://api.stripe.example.com",
@@ -255,13 +251,6 @@ class TestPaymentEvents(FrappeTestCase):
 		)
 		mapping_from_template("payment_events_to_payment_entry", PAYMENTS, "IH Stripe Payments In", enabled=1)
 		mapping_from_template("payment_refunds_to_dead_row", PAYMENTS, "IH Stripe Refunds In", enabled=1)
-		frappe.db.commit()
-		cls.site = SiteServer()
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.site.stop()
-		super().tearDownClass()
 
 	def deliver(self, event: dict):
 		body = json.dumps(event).encode()

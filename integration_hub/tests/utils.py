@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import frappe
+from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_days, add_to_date, now_datetime, nowdate
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -377,3 +378,51 @@ class SiteServer:
 
 	def __exit__(self, *exc):
 		self.stop()
+
+
+class ServedSiteTestCase(FrappeTestCase):
+	"""Tests that need real HTTP requests: after ``prepare_site`` (committed) the class serves this site on
+	127.0.0.1 as ``cls.site`` and stops it at the end."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.prepare_site()
+		frappe.db.commit()
+		cls.site = SiteServer()
+
+	@classmethod
+	def prepare_site(cls) -> None:
+		"""Records the class needs before the site is served."""
+
+	@classmethod
+	def tearDownClass(cls):
+		cls.site.stop()
+		super().tearDownClass()
+
+
+def api_token(user: str, roles: list[str] | None = None) -> str:
+	"""``token key:secret`` for ``user`` (given exactly ``roles`` when named), as an administrator issues it."""
+	if roles is not None:
+		from integration_hub.integration_hub.doctype.connector.test_connector import make_user
+
+		make_user(user, roles)
+	doc = frappe.get_doc("User", user)
+	doc.api_key = doc.api_key or frappe.generate_hash(length=15)
+	secret = frappe.generate_hash(length=15)
+	doc.api_secret = secret
+	doc.save(ignore_permissions=True)
+	frappe.db.commit()
+	return f"token {doc.api_key}:{secret}"
+
+
+def bench_command(site: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+	"""``bench --site <site> <args>`` as this bench runs it, in a process of its own."""
+	return subprocess.run(
+		[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", site, *args],
+		cwd=os.path.abspath(frappe.local.sites_path),
+		capture_output=True,
+		text=True,
+		timeout=timeout,
+		check=False,
+	)
