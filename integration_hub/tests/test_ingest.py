@@ -35,7 +35,9 @@ class TestIngestApi(ServedSiteTestCase):
 		make_connector(CONNECTOR, "https://tills.example.com")
 		pos_mapping(MAPPING, "unused", connector=CONNECTOR, trigger="API Ingest", cron_expression="")
 		frappe.db.commit()
-		frappe.db.delete("Ingest Request", {"user": ("in", ["ih-till-07@example.com", "ih-clerk@example.com"])})
+		frappe.db.delete(
+			"Ingest Request", {"user": ("in", ["ih-till-07@example.com", "ih-clerk@example.com"])}
+		)
 		cls.till = api_token("ih-till-07@example.com", ["Integration Ingest"])
 		cls.clerk = api_token("ih-clerk@example.com", ["Accounts User"])
 

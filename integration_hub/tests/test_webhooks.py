@@ -204,6 +204,23 @@ class TestWebhooks(ServedSiteTestCase):
 		self.assertEqual(counted[0] - rejections_before, 8)
 		self.assertIn("JSON", counted[1])
 
+	def test_a_client_over_the_connector_rate_gets_429(self):
+		limited = make_connector(
+			f"IH Webhook Limited {int(time.time())}",
+			"https://limited.example.com",
+			signature_scheme="Standard Webhooks",
+			webhook_secret=STANDARD_SECRET,
+			webhook_rate_limit=3,
+		)
+		frappe.db.commit()
+		body = json.dumps(customer_event("msg_limited", "IH Limited")).encode()
+		codes = [
+			self.post(limited.replace(" ", "%20"), body, {"Content-Type": "application/json"}).status_code
+			for _ in range(5)
+		]
+		self.assertEqual(codes, [401, 401, 401, 429, 429])
+		self.assertEqual(self.rows(limited), 0)
+
 	def test_an_event_no_mapping_wants_is_acknowledged_and_kept_as_skipped(self):
 		event = {**customer_event("msg_unwanted", "IH Unwanted"), "type": "invoice.finalized"}
 		body = json.dumps(event).encode()
