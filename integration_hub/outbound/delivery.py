@@ -46,6 +46,7 @@ class OutboundCall:
 	remote_id: str | None
 	payload_hash: str | None
 	binding: Any = None
+	response_replaces_binding: bool = False
 	request_log: dict = field(default_factory=dict)
 
 
@@ -157,6 +158,7 @@ def prepare_call(row, mapping, runtime: ConnectorRuntime, documents: dict, bindi
 		remote_id=remote_id,
 		payload_hash=digest,
 		binding=binding,
+		response_replaces_binding=bool(operation.response_replaces_binding),
 	)
 
 
@@ -354,7 +356,14 @@ def save_new_bindings(connector: str, mapping, calls: list[tuple[OutboundCall, s
 
 
 def remote_id_from(call: OutboundCall, mapping, response_data) -> str | None:
-	"""The remote's id for the record from its response, else the id already bound."""
+	"""The remote id the document is bound to after this delivery.
+
+	Only the delivery that creates the remote object (the document is not bound yet) takes the id from the
+	response, unless the operation says its response replaces the binding: a remote may answer a void or an
+	update with the id of another object (a credit note, an audit entry), which must not become the document's.
+	"""
+	if call.remote_id and not call.response_replaces_binding:
+		return call.remote_id
 	remote_id = None
 	if mapping.remote_id_path and response_data is not None:
 		try:
