@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -13,9 +16,11 @@ import frappe
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_to_date, get_datetime, now_datetime
 from frappe.utils.background_jobs import get_job, get_queue
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from integration_hub.api.sync_log import retry
 from integration_hub.bindings import get_remote_id
+from integration_hub.connectors import get_connector
 from integration_hub.mappings import clear_outbound_index, get_outbound_index
 from integration_hub.outbound.dispatch import enqueue_delivery
 from integration_hub.outbound.outbox import deliver, release_expired_leases, sweep
@@ -126,6 +131,72 @@ class TestOutboundInvoice(OutboundTestCase):
 		void = server.requests[1]
 		self.assertEqual((void.method, void.path), ("POST", f"/invoices/ACC-{invoice.name}/void"))
 		self.assertEqual(self.log_for(invoice, "on_cancel").status, "Success")
+
+	def test_a_void_answered_with_another_id_keeps_the_invoice_bound_to_its_own(self):
+		def credit_note_on_void(request):
+			if request.path.endswith("/void"):
+				return 201, {}, {"id": "CN-" + request.path.split("/")[2], "type": "credit_note"}
+			return accounting_responder(request)
+
+		server = self.start_server(credit_note_on_void)
+		connector, _mapping = self.setup_invoice_sync(server.url, "Void Id")
+		invoice = self.submit_invoice()
+		deliver(connector)
+		self.assertEqual(
+			get_remote_id(connector, "Sales Invoice", invoice.name, "invoice"), f"ACC-{invoice.name}"
+		)
+
+		invoice.reload()
+		invoice.cancel()
+		frappe.db.commit()
+		deliver(connector)
+
+		void = server.requests[-1]
+		self.assertEqual(void.path, f"/invoices/ACC-{invoice.name}/void")
+		log = self.log_for(invoice, "on_cancel")
+		self.assertEqual(log.status, "Success")
+		self.assertIn(f"CN-ACC-{invoice.name}", log.response)
+		self.assertEqual(log.external_id, f"ACC-{invoice.name}")
+		self.assertEqual(
+			get_remote_id(connector, "Sales Invoice", invoice.name, "invoice"), f"ACC-{invoice.name}"
+		)
+
+	def test_an_operation_whose_response_replaces_the_binding_rebinds(self):
+		def reissue(request):
+			if request.method == "PUT":
+				return 200, {}, {"id": "ACC-REISSUED-" + request.path.split("/")[2]}
+			return accounting_responder(request)
+
+		server = self.start_server(reissue)
+		connector = make_connector(f"{self.connector_name} Reissue", server.url)
+		mapping = frappe.get_doc(
+			"Mapping", make_mapping_from_template("sales_invoice_to_accounting", connector)
+		)
+		mapping.append(
+			"events",
+			{
+				"event": "on_update_after_submit",
+				"http_method": "PUT",
+				"path": "/invoices/{{ remote_id }}",
+				"send_body": 1,
+				"response_replaces_binding": 1,
+			},
+		)
+		mapping.save(ignore_permissions=True)
+		frappe.db.commit()
+		invoice = self.submit_invoice()
+		deliver(connector)
+		invoice.reload()
+		invoice.db_set("remarks", "reissued")
+		invoice.run_method("on_update_after_submit")
+		frappe.db.commit()
+		deliver(connector)
+
+		self.assertEqual(server.requests[-1].path, f"/invoices/ACC-{invoice.name}")
+		self.assertEqual(
+			get_remote_id(connector, "Sales Invoice", invoice.name, "invoice"),
+			f"ACC-REISSUED-ACC-{invoice.name}",
+		)
 
 	def test_secrets_never_reach_the_sync_log(self):
 		secret = "outbound-secret-token-7c1d"
@@ -282,6 +353,120 @@ class TestOutboundInvoice(OutboundTestCase):
 		self.assertEqual(
 			server.requests[0].headers["Idempotency-Key"], server.requests[1].headers["Idempotency-Key"]
 		)
+
+
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"outbound-signing-key-current-01").decode()
+PREVIOUS_SIGNING_SECRET = "whsec_" + base64.b64encode(b"outbound-signing-key-previous-0").decode()
+
+
+def verifies_with(secret: str, request) -> bool:
+	"""Whether the standardwebhooks library, as a receiver would use it, accepts the request."""
+	try:
+		Webhook(secret).verify(request.body, request.headers, json_parse=False)
+	except WebhookVerificationError:
+		return False
+	return True
+
+
+class TestOutboundSigning(OutboundTestCase):
+	def test_deliveries_carry_standard_webhooks_signatures_a_receiver_verifies(self):
+		answers = ["retry", "accept"]
+
+		def verifying_receiver(request):
+			if not verifies_with(SIGNING_SECRET, request):
+				return 401, {}, {"error": "bad signature"}
+			if answers.pop(0) == "retry":
+				return 503, {}, {"error": "busy"}
+			return accounting_responder(request)
+
+		server = self.start_server(verifying_receiver)
+		connector, _mapping = self.setup_invoice_sync(
+			server.url,
+			"Signed",
+			outbound_signing_scheme="Standard Webhooks",
+			outbound_signing_secret=SIGNING_SECRET,
+			outbound_signing_previous_secret=PREVIOUS_SIGNING_SECRET,
+		)
+		invoice = self.submit_invoice()
+		deliver(connector)
+		make_rows_due(connector)
+		deliver(connector)
+
+		log = self.log_for(invoice)
+		self.assertEqual((log.status, log.attempts), ("Success", 2))
+		self.assertEqual(len(server.requests), 2)
+		for request in server.requests:
+			self.assertEqual(request.headers["Webhook-Id"], log.idempotency_key)
+			self.assertTrue(verifies_with(PREVIOUS_SIGNING_SECRET, request), "rotation overlap broken")
+			self.assertLess(abs(int(request.headers["Webhook-Timestamp"]) - time.time()), 60)
+		stored = json.loads(log.request)["headers"]
+		self.assertEqual(stored["webhook-signature"], "********")
+		self.assertEqual(stored["webhook-id"], log.idempotency_key)
+		signatures = [request.headers["Webhook-Signature"] for request in server.requests]
+		everything_stored = json.dumps(
+			[
+				frappe.get_all("Sync Log", filters={"connector": connector}, fields=["*"]),
+				frappe.get_all("Error Log", fields=["*"]),
+				frappe.db.get_value("Connector", connector, "*"),
+			],
+			default=str,
+		)
+		for value in [SIGNING_SECRET, PREVIOUS_SIGNING_SECRET, *signatures]:
+			self.assertNotIn(value.removeprefix("whsec_"), everything_stored)
+		self.assertNotIn(SIGNING_SECRET, repr(get_connector(connector)))
+
+	def test_hmac_header_signs_the_exact_body_sent(self):
+		secret = "hmac-signing-secret-4a7e"
+
+		def receiver(request):
+			digest = hmac.new(secret.encode(), request.body, hashlib.sha512).hexdigest()
+			if not hmac.compare_digest(request.headers.get("X-Acme-Signature", ""), f"sha512={digest}"):
+				return 401, {}, {"error": "bad signature"}
+			return accounting_responder(request)
+
+		server = self.start_server(receiver)
+		connector, _mapping = self.setup_invoice_sync(
+			server.url,
+			"HMAC Signed",
+			outbound_signing_scheme="HMAC Header",
+			outbound_signing_secret=secret,
+			outbound_signing_header="X-Acme-Signature",
+			outbound_signing_algorithm="sha512",
+			outbound_signing_prefix="sha512=",
+		)
+		invoice = self.submit_invoice()
+		deliver(connector)
+		log = self.log_for(invoice)
+		self.assertEqual(log.status, "Success", log.error)
+		self.assertEqual(json.loads(log.request)["headers"]["X-Acme-Signature"], "********")
+		self.assertNotIn(
+			secret,
+			json.dumps(
+				frappe.get_all("Sync Log", filters={"connector": connector}, fields=["*"]), default=str
+			),
+		)
+
+	def test_a_secret_that_cannot_sign_is_refused_on_save(self):
+		for values, message in [
+			({"outbound_signing_scheme": "Standard Webhooks"}, "needs a Signing Secret"),
+			(
+				{
+					"outbound_signing_scheme": "Standard Webhooks",
+					"outbound_signing_secret": "not-a-whsec-key!",
+				},
+				"base64",
+			),
+			(
+				{
+					"outbound_signing_scheme": "HMAC Header",
+					"outbound_signing_secret": "s",
+					"outbound_signing_header": "X Bad Header",
+				},
+				"not a valid HTTP header name",
+			),
+		]:
+			with self.subTest(values=values), self.assertRaisesRegex(frappe.ValidationError, message):
+				make_connector(f"{self.connector_name} Bad Signing", "http://127.0.0.1:9", **values)
 
 
 class TestOutboundOrdering(OutboundTestCase):
