@@ -11,18 +11,23 @@ import signal
 import threading
 import time
 from collections import Counter
+from datetime import datetime, timezone
+from unittest.mock import patch
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_to_date, get_datetime, now_datetime
-from frappe.utils.background_jobs import get_job, get_queue
+from frappe.utils.background_jobs import get_queue, get_queues_timeout, get_redis_conn
+from rq.job import JobStatus
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from integration_hub.api.sync_log import retry
 from integration_hub.bindings import get_remote_id
 from integration_hub.connectors import get_connector
+from integration_hub.jobs import QUEUE_NAME, job_queue, slot_job, slot_key
 from integration_hub.mappings import clear_outbound_index, get_outbound_index
-from integration_hub.outbound.dispatch import enqueue_delivery
+from integration_hub.outbound import outbox
+from integration_hub.outbound.dispatch import DELIVERY_JOB, delivery_slot, enqueue_delivery
 from integration_hub.outbound.outbox import deliver, release_expired_leases, sweep
 from integration_hub.tests.utils import (
 	RecordingServer,
@@ -46,6 +51,37 @@ def accounting_responder(request):
 	if request.path.endswith("/void"):
 		return 200, {}, {"voided": True}
 	return 404, {}, {"error": "no such endpoint"}
+
+
+def queued_delivery_jobs(connector: str) -> list:
+	"""The delivery jobs of ``connector`` waiting in any of the app's possible queues, oldest first."""
+	return [
+		job
+		for queue_name in ("default", QUEUE_NAME)
+		if queue_name in get_queues_timeout()
+		for job in get_queue(queue_name).get_jobs()
+		if job.kwargs.get("method") == DELIVERY_JOB
+		and job.kwargs.get("kwargs", {}).get("connector") == connector
+	]
+
+
+def discard_delivery_jobs(connector: str) -> None:
+	"""Forget the connector's queued delivery jobs and its delivery slot (tests run no RQ worker)."""
+	for job in queued_delivery_jobs(connector):
+		job.delete()
+	get_redis_conn().delete(slot_key(delivery_slot(connector)))
+
+
+def run_like_a_worker(job) -> None:
+	"""Run a queued delivery job in this process the way an RQ worker runs it: STARTED while its body runs."""
+	get_queue(job.origin.split(":")[-1]).remove(job)
+	job.started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+	job.set_status(JobStatus.STARTED)
+	job.save()
+	try:
+		frappe.get_attr(job.kwargs["method"])(**job.kwargs["kwargs"])
+	finally:
+		job.set_status(JobStatus.FINISHED)
 
 
 class OutboundTestCase(FrappeTestCase):
@@ -77,6 +113,7 @@ class OutboundTestCase(FrappeTestCase):
 		connector = make_connector(f"{self.connector_name} {suffix}", url, **connector_values)
 		mapping = make_mapping_from_template("sales_invoice_to_accounting", connector)
 		frappe.db.commit()
+		discard_delivery_jobs(connector)
 		return connector, mapping
 
 	def submit_invoice(self, **kwargs):
@@ -98,8 +135,7 @@ class TestOutboundInvoice(OutboundTestCase):
 			items=(("IH-TEST-ITEM", 2, 50.0), ("IH-TEST-ITEM-2", 1, 25.5)), tax_rate=10
 		)
 
-		job = get_job(f"integration_hub:deliver:{connector}")
-		self.assertIsNotNone(job, "delivery was not enqueued after commit")
+		self.assertEqual(len(queued_delivery_jobs(connector)), 1, "delivery was not enqueued after commit")
 		self.assertEqual(self.log_for(invoice).status, "Queued")
 
 		deliver(connector)
@@ -269,16 +305,17 @@ class TestOutboundInvoice(OutboundTestCase):
 		server = self.start_server()
 		connector, _mapping = self.setup_invoice_sync(server.url, "Lost Job")
 		self.submit_invoice()
-		job_id = f"integration_hub:deliver:{connector}"
-		job = get_job(job_id)
+		job = slot_job(delivery_slot(connector))
 		get_queue("default").remove(job)
 		self.assertIsNone(job.get_position())
 		self.assertEqual(job.get_status(), "queued", "the job record outlives its queue entry")
 
 		sweep()
-		self.assertIsNotNone(get_job(job_id).get_position(), "the sweep did not enqueue the delivery again")
+		self.assertEqual(
+			len(queued_delivery_jobs(connector)), 1, "the sweep did not enqueue the delivery again"
+		)
 		self.assertTrue(enqueue_delivery(connector))
-		self.assertEqual(get_queue("default").job_ids.count(get_job(job_id).id), 1)
+		self.assertEqual(len(queued_delivery_jobs(connector)), 1)
 
 	def test_rolled_back_submit_leaves_no_row_and_sends_nothing(self):
 		server = self.start_server()
@@ -609,6 +646,82 @@ class TestOutboundWorkers(OutboundTestCase):
 		self.assertEqual(sum(sent_by_worker), len(invoices))
 		statuses = {self.log_for(invoice).status for invoice in invoices}
 		self.assertEqual(statuses, {"Success"})
+
+
+class TestOutboundJobs(OutboundTestCase):
+	def start_invoice_sync(self, suffix: str) -> tuple[RecordingServer, str]:
+		server = self.start_server()
+		connector, _mapping = self.setup_invoice_sync(server.url, suffix)
+		return server, connector
+
+	def run_job_committing_an_invoice_on_empty_claim(self, connector: str, empty_claim: int) -> list:
+		"""Run the connector's queued job; on its ``empty_claim``-th empty claim, submit and commit an invoice."""
+		(job,) = queued_delivery_jobs(connector)
+		empty_claims, submitted = [], []
+		real_claim = outbox.claim_due_rows
+
+		def claim_and_commit_an_invoice(*args, **kwargs):
+			rows = real_claim(*args, **kwargs)
+			if not rows:
+				empty_claims.append(1)
+				if len(empty_claims) == empty_claim:
+					submitted.append(self.submit_invoice())
+			return rows
+
+		with patch.object(outbox, "claim_due_rows", claim_and_commit_an_invoice):
+			run_like_a_worker(job)
+		return submitted
+
+	def test_a_row_committed_after_the_jobs_last_claim_is_not_left_for_the_sweep(self):
+		server, connector = self.start_invoice_sync("Wind Down")
+		first = self.submit_invoice()
+
+		(late,) = self.run_job_committing_an_invoice_on_empty_claim(connector, empty_claim=1)
+
+		for job in queued_delivery_jobs(connector):
+			run_like_a_worker(job)
+		self.assertEqual(self.log_for(first).status, "Success")
+		self.assertEqual(self.log_for(late).status, "Success", "the late row was left for the minute sweep")
+		self.assertEqual(
+			sorted(r.json()["invoice_number"] for r in server.requests), sorted([first.name, late.name])
+		)
+
+	def test_a_row_committed_after_the_job_released_its_slot_gets_a_job_of_its_own(self):
+		server, connector = self.start_invoice_sync("Released")
+		self.submit_invoice()
+
+		(late,) = self.run_job_committing_an_invoice_on_empty_claim(connector, empty_claim=2)
+
+		self.assertEqual(len(queued_delivery_jobs(connector)), 1)
+		run_like_a_worker(queued_delivery_jobs(connector)[0])
+		self.assertEqual(self.log_for(late).status, "Success")
+		self.assertEqual(len(server.requests), 2)
+
+	def test_many_commits_while_a_job_is_queued_enqueue_one_job(self):
+		_server, connector = self.start_invoice_sync("One Job")
+		for _ in range(3):
+			self.submit_invoice()
+		self.assertEqual(len(queued_delivery_jobs(connector)), 1)
+		run_like_a_worker(queued_delivery_jobs(connector)[0])
+		self.assertEqual(queued_delivery_jobs(connector), [])
+
+	def test_deliveries_run_on_the_apps_queue_when_the_bench_has_workers_for_it(self):
+		_server, connector = self.start_invoice_sync("Queue")
+		self.addCleanup(get_queues_timeout.cache_clear)
+		with patch.dict(frappe.local.conf, {"workers": {QUEUE_NAME: {"timeout": 600}}}):
+			get_queues_timeout.cache_clear()
+			self.assertEqual(job_queue(), QUEUE_NAME)
+			self.assertTrue(enqueue_delivery(connector))
+			(job,) = queued_delivery_jobs(connector)
+			self.assertEqual(job.origin, get_queue(QUEUE_NAME).name)
+			discard_delivery_jobs(connector)
+
+		get_queues_timeout.cache_clear()
+		self.assertEqual(job_queue(), "default")
+		self.assertTrue(enqueue_delivery(connector))
+		(job,) = queued_delivery_jobs(connector)
+		self.assertEqual(job.origin, get_queue("default").name)
+		discard_delivery_jobs(connector)
 
 
 class TestOutboundBatch(OutboundTestCase):
