@@ -191,20 +191,19 @@ def claim_due_rows(
 
 
 def group_for_delivery(rows: list[frappe._dict]) -> list[list[frappe._dict]]:
-	"""One group per row, except that rows of a batching mapping and event travel together."""
+	"""Rows of one mapping are delivered as a group: documents and bindings read once, outcomes written and
+	committed once. A batching mapping's group holds rows of one event, at most its batch size, and travels
+	in one request; any other group sends one request per row."""
 	groups: list[list[frappe._dict]] = []
-	batches: dict[tuple[str, str], list[frappe._dict]] = {}
+	open_groups: dict[tuple[str, str], list[frappe._dict]] = {}
 	for row in rows:
 		batch_size = frappe.get_cached_value("Mapping", row.mapping, "batch_size") or 1
-		if batch_size <= 1:
-			groups.append([row])
-			continue
-		key = (row.mapping, row.event)
-		batch = batches.get(key)
-		if batch is None or len(batch) >= batch_size:
-			batch = batches[key] = []
-			groups.append(batch)
-		batch.append(row)
+		key = (row.mapping, row.event if batch_size > 1 else "")
+		group = open_groups.get(key)
+		if group is None or (batch_size > 1 and len(group) >= batch_size):
+			group = open_groups[key] = []
+			groups.append(group)
+		group.append(row)
 	return groups
 
 

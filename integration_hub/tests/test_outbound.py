@@ -724,6 +724,41 @@ class TestOutboundJobs(OutboundTestCase):
 		discard_delivery_jobs(connector)
 
 
+class TestOutboundGroups(OutboundTestCase):
+	def test_rows_sent_one_by_one_get_their_own_outcomes_written_together(self):
+		invoices = []
+
+		def responder(request):
+			number = request.json()["invoice_number"]
+			if number == invoices[1].name:
+				return 422, {}, {"error": "tax id missing"}
+			if number == invoices[2].name:
+				return 503, {}, {"error": "try later"}
+			if number == invoices[3].name:
+				return 201, {}, {"id": f"ACC-{invoices[0].name}"}
+			return accounting_responder(request)
+
+		server = self.start_server(responder)
+		connector, _mapping = self.setup_invoice_sync(server.url, "Group", circuit_failure_threshold=10)
+		invoices.extend(make_sales_invoice() for _ in range(5))
+		frappe.db.commit()
+		deliver(connector)
+
+		self.assertEqual(len(server.requests), 5)
+		logs = [self.log_for(invoice) for invoice in invoices]
+		self.assertEqual([log.status for log in logs], ["Success", "Dead", "Failed", "Dead", "Success"])
+		self.assertIn("tax id missing", logs[1].error)
+		self.assertIn("already belongs to", logs[3].error)
+		for invoice, log in zip(invoices, logs, strict=True):
+			expected = f"ACC-{invoice.name}" if log.status == "Success" else None
+			self.assertEqual(get_remote_id(connector, "Sales Invoice", invoice.name, "invoice"), expected)
+			if log.status == "Success":
+				self.assertEqual((log.external_id, log.http_status), (expected, 201))
+				self.assertEqual(json.loads(log.request)["body"]["invoice_number"], invoice.name)
+		health = frappe.db.get_value("Connector", connector, ["consecutive_failures", "health_status"])
+		self.assertEqual(health, (0, "Healthy"), "the success after the failure was not recorded")
+
+
 class TestOutboundBatch(OutboundTestCase):
 	def test_one_request_carries_many_rows_and_each_row_gets_its_outcome(self):
 		def batch_responder(request):
