@@ -51,7 +51,7 @@ class OutboundCall:
 
 
 def deliver_rows(rows: list) -> None:
-	"""Deliver one group of claimed rows: a single row, or the rows of one batch request."""
+	"""Deliver one group of claimed rows of one mapping: a request per row, or one batch request for them all."""
 	mapping = frappe.get_cached_doc("Mapping", rows[0].mapping)
 	try:
 		runtime = get_connector(mapping.connector)
@@ -87,8 +87,8 @@ def deliver_rows(rows: list) -> None:
 
 def hold_while_paused(rows: list, connector: str) -> bool:
 	"""While the connector's circuit is open, give claimed rows back unsent and without spending an attempt."""
-	until = paused_until(connector)
-	if not until or not rows:
+	until = paused_until(connector) if rows else None
+	if not until:
 		return False
 	frappe.db.sql(
 		"""
