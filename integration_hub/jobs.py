@@ -108,8 +108,15 @@ def enqueue_in_slot(method: str, slot: str, timeout: int, **kwargs) -> bool:
 
 
 def release_slot(slot: str, holder: str) -> None:
-	"""Give up ``slot`` if ``holder`` still has it: from now on a new enqueue starts a new job."""
-	get_redis_conn().eval(RELEASE_SLOT, 1, slot_key(slot), holder)
+	"""Give up ``slot`` if ``holder`` still has it: from now on a new enqueue starts a new job.
+
+	When Redis cannot be reached the slot stays taken until its job has finished, when enqueues see that it
+	no longer runs; the job carries on either way.
+	"""
+	try:
+		get_redis_conn().eval(RELEASE_SLOT, 1, slot_key(slot), holder)
+	except RedisError:
+		frappe.logger("integration_hub").warning(f"Could not release {slot}", exc_info=True)
 
 
 def slot_job(slot: str) -> Job | None:
