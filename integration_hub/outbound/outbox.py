@@ -38,7 +38,8 @@ def deliver(
 	A job enqueued by :func:`enqueue_delivery` holds the connector's delivery slot (``slot_holder``); while it
 	does, later enqueues rely on it. When a claim comes back empty it releases the slot and claims once
 	more: a row committed before the release is found by that claim, and a row committed after it gets a
-	job of its own, so no row waits for the sweep because a job was winding down.
+	job of its own, so no row waits for the sweep because a job was winding down. A job whose time budget
+	runs out hands the rest to a new job.
 	"""
 	deadline = time.monotonic() + time_budget
 	attempted: set[str] = set()
