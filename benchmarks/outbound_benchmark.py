@@ -11,7 +11,10 @@ script starts and stops. Baselines:
 * submit cost: the same Sales Invoice submit with no mapping, and with Frappe's own Webhook instead;
 * delivery: Frappe's Webhook job body (``enqueue_webhook``) called in-process for the same invoices,
   which already spares it the per-event RQ job overhead it has in production;
-* batching: a plain keep-alive ``requests.Session`` loop posting the same payloads one by one.
+* delivery over the wire: a plain keep-alive ``requests.Session`` loop posting the same payloads one by one,
+  against which both one-request-per-row and batched delivery are given as a ratio;
+* commit-to-remote latency: a steady stream of submits with one long-running RQ worker and no scheduler,
+  p50 / p99 / max from each submit's commit to the remote receiving it, for the app and for Frappe's Webhook.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def parse_args() -> argparse.Namespace:
 	parser.add_argument("--submits", type=int, default=40, help="invoices submitted per mode")
 	parser.add_argument("--deliveries", type=int, default=200, help="invoices delivered per method")
 	parser.add_argument("--batch-size", type=int, default=50)
+	parser.add_argument("--stream", type=int, default=200, help="invoices submitted per latency run")
+	parser.add_argument("--stream-rate", type=float, default=10.0, help="invoices submitted per second")
 	return parser.parse_args()
 
 
@@ -71,6 +76,9 @@ def run(args: argparse.Namespace) -> None:
 		measure_submit_overhead(args.submits, mapping, batch_mapping, webhook)
 		measure_delivery(args.deliveries, mapping, batch_mapping, webhook, single, batched, server)
 		measure_with_real_workers(args.deliveries, mapping, batch_mapping, webhook, batched, server)
+		measure_commit_to_remote_latency(
+			args.stream, args.stream_rate, mapping, batch_mapping, webhook, server
+		)
 	finally:
 		server.stop()
 		set_modes(None, "IH Bench Invoices", "IH Bench Invoices Batched", WEBHOOK_NAME)
@@ -262,10 +270,10 @@ def measure_delivery(count, mapping, batch_mapping, webhook, single, batched, se
 	for payload in payloads:
 		session.post(f"{server.url}/invoices", json=payload, timeout=(5, 30)).raise_for_status()
 	loop_rate = count / (time.perf_counter() - started)
-	batched_rate = rates["Integration Hub, batched"]
-	print("\n== Batched delivery vs a plain keep-alive requests loop to the same server")
+	print("\n== Delivery vs a plain keep-alive requests loop posting the same payloads to the same server")
 	print(f"{'plain requests.Session loop':>38}: {loop_rate:9.1f}/s")
-	print(f"{'Integration Hub, batched':>38}: {batched_rate:9.1f}/s   ratio {batched_rate / loop_rate:6.2f}x")
+	for label in ("Integration Hub, one request per row", "Integration Hub, batched"):
+		print(f"{label:>38}: {rates[label]:9.1f}/s   ratio to the loop {rates[label] / loop_rate:6.2f}x")
 
 
 def run_burst_worker() -> float:
@@ -321,6 +329,86 @@ def measure_with_real_workers(count, mapping, batch_mapping, webhook, batched, s
 		print(
 			f"{label:>38}: {rate:9.1f}/s   ratio to Frappe Webhook {rate / base:6.2f}x"
 			f"   delivered {delivered} of {count}"
+		)
+
+
+def start_worker() -> subprocess.Popen:
+	"""A long-running RQ worker on the default queue, as production runs it (``frappe worker``)."""
+	return subprocess.Popen(
+		[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", "default"],
+		stdout=subprocess.DEVNULL,
+		stderr=subprocess.DEVNULL,
+	)
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+	worker.terminate()
+	try:
+		worker.wait(30)
+	except subprocess.TimeoutExpired:
+		worker.kill()
+		worker.wait(30)
+
+
+def wait_for_arrivals(server, names: list[str], deadline: float) -> dict[str, float]:
+	"""{invoice name: when the remote first received it}, waiting until all arrived or ``deadline``."""
+	wanted = set(names)
+	while True:
+		arrived = {}
+		for request in list(server.requests):
+			number = (request.json() or {}).get("invoice_number") if request.body else None
+			if number in wanted and number not in arrived:
+				arrived[number] = request.received_at
+		if len(arrived) == len(wanted) or time.time() > deadline:
+			return arrived
+		time.sleep(0.2)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+	ordered = sorted(values)
+	return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def measure_commit_to_remote_latency(count, rate, mapping, batch_mapping, webhook, server) -> None:
+	"""A steady stream of submits to a healthy remote with one real worker running, and no scheduler: every
+	row must reach the remote through the job its own commit asked for. Latency is from the submit's
+	commit to the remote receiving the request."""
+	from frappe.utils.background_jobs import get_queue
+
+	get_queue("default").empty()
+	results = {}
+	for label, sender in [("Integration Hub", mapping), ("Frappe Webhook", webhook)]:
+		set_modes(sender, mapping, batch_mapping, webhook)
+		worker = start_worker()
+		try:
+			warm_up = submit_many(1)
+			wait_for_arrivals(server, warm_up, time.time() + 60)
+			committed = {}
+			started = time.perf_counter()
+			for position in range(count):
+				pause = started + position / rate - time.perf_counter()
+				if pause > 0:
+					time.sleep(pause)
+				invoice = new_invoice()
+				invoice.submit()
+				frappe.db.commit()
+				committed[invoice.name] = time.time()
+			achieved = count / (time.perf_counter() - started)
+			arrived = wait_for_arrivals(server, list(committed), time.time() + 90)
+		finally:
+			stop_worker(worker)
+		latencies = [arrived[name] - at for name, at in committed.items() if name in arrived]
+		results[label] = (latencies, count - len(latencies), achieved)
+	print(
+		f"\n== Commit-to-remote latency: {count} invoices submitted at up to {rate:g}/s, one RQ worker, no scheduler"
+	)
+	for label, (latencies, missing, achieved) in results.items():
+		if not latencies:
+			print(f"{label:>38}: nothing arrived")
+			continue
+		print(
+			f"{label:>38}: p50 {percentile(latencies, 0.5) * 1000:7.0f} ms   p99 {percentile(latencies, 0.99) * 1000:7.0f} ms"
+			f"   max {max(latencies) * 1000:7.0f} ms   submitted at {achieved:4.1f}/s   not arrived within 90 s: {missing}"
 		)
 
 

@@ -22,6 +22,7 @@ from integration_hub.engine.policy import (
 from integration_hub.engine.ratelimit import RedisRateLimiter
 from integration_hub.engine.redact import redact_body
 from integration_hub.engine.rest import RestClient, RestConfig
+from integration_hub.engine.signing import OutboundSigner
 from integration_hub.engine.soap import SoapClient, SoapConfig
 
 AUTH_KINDS = {
@@ -40,7 +41,10 @@ SECRET_FIELDS = (
 	"client_secret",
 	"webhook_secret",
 	"previous_webhook_secret",
+	"outbound_signing_secret",
+	"outbound_signing_previous_secret",
 )
+SIGNING_SCHEMES = {"Standard Webhooks": "standard_webhooks", "HMAC Header": "hmac"}
 CIRCUIT_STATES = {"Closed": "closed", "Open": "open", "Half Open": "half_open"}
 _runtimes: dict[str, ConnectorRuntime] = {}
 
@@ -185,8 +189,28 @@ def build_runtime(doc) -> ConnectorRuntime:
 			verify_tls=bool(doc.verify_tls),
 			default_headers={row.header_name: row.header_value for row in doc.headers},
 			allow_private_network=bool(doc.allow_private_network),
+			signer=outbound_signer(doc, secrets),
 		)
 	return runtime
+
+
+def outbound_signer(doc, secrets: dict[str, str]) -> OutboundSigner | None:
+	"""The signer of the connector's outbound requests, or None when it signs nothing.
+
+	Raises ConfigurationError when the secret cannot sign (blank, or not a whsec_ key for Standard Webhooks).
+	"""
+	scheme = SIGNING_SCHEMES.get(doc.outbound_signing_scheme or "None")
+	if scheme is None:
+		return None
+	return OutboundSigner(
+		scheme=scheme,
+		secret=secrets["outbound_signing_secret"],
+		previous_secret=secrets["outbound_signing_previous_secret"] if scheme == "standard_webhooks" else "",
+		header_name=(doc.outbound_signing_header or "X-Signature").strip(),
+		algorithm=doc.outbound_signing_algorithm or "sha256",
+		encoding=doc.outbound_signing_encoding or "hex",
+		prefix=doc.outbound_signing_prefix or "",
+	)
 
 
 def wsdl_location(doc) -> str:

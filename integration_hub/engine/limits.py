@@ -1,16 +1,20 @@
 """Bounds on every outbound exchange: a total deadline and a cap on how much of a reply is read.
 
 A read timeout only bounds each wait for the next bytes, so a remote that drips a byte at a time keeps
-a call alive indefinitely. Each connection taken from a pool therefore starts an :class:`Exchange` whose
-timer runs for the total deadline; when it fires before the connection goes back to the pool, the socket
+a call alive indefinitely. Each connection taken from a pool therefore starts an :class:`Exchange` with a
+total deadline, watched by one thread per process; when it passes before the connection goes back to the pool, the socket
 is shut down, the blocked read fails at once and the call fails as retryable. The default deadline is the connect timeout plus twice
 the read timeout (:func:`total_deadline`): room for a slow first byte and an equally slow rest.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import os
 import socket
 import threading
+import time
 from typing import Any
 
 import requests
@@ -26,7 +30,7 @@ def total_deadline(connect_timeout: float, read_timeout: float, configured: floa
 
 
 class Exchange:
-	"""One use of a pooled connection, from leaving the pool until it goes back, with its deadline timer.
+	"""One use of a pooled connection, from leaving the pool until it goes back, with its deadline.
 
 	A reply cut off by the deadline can look complete (http.client takes a closed socket as the end of
 	the headers, or of a body without Content-Length), so ``expired`` says whether it was cut off.
@@ -38,14 +42,11 @@ class Exchange:
 		self.expired = False
 		self.over = False
 		self.lock = threading.Lock()
-		self.timer = threading.Timer(seconds, self.cut_off)
-		self.timer.daemon = True
-		self.timer.start()
+		DEADLINES.watch(self, seconds)
 
 	def end(self) -> None:
 		with self.lock:
 			self.over = True
-		self.timer.cancel()
 
 	def cut_off(self) -> None:
 		"""Shut the socket down so a blocked read returns at once (unless the exchange has just ended)."""
@@ -61,6 +62,56 @@ class Exchange:
 
 	def error(self, what: str) -> RetryableError:
 		return RetryableError(f"{what} did not finish within its total deadline of {self.seconds:g}s")
+
+
+class DeadlineWatch:
+	"""One daemon thread per process that cuts off every exchange still running past its deadline.
+
+	A timer thread per exchange would cost more than the exchange itself on a fast network. Exchanges that
+	ended are dropped from the heap as soon as they reach its top, so it holds about the running ones.
+	"""
+
+	def __init__(self) -> None:
+		self.reset()
+
+	def reset(self) -> None:
+		self.condition = threading.Condition()
+		self.heap: list[tuple[float, int, Exchange]] = []
+		self.order = itertools.count()
+		self.thread: threading.Thread | None = None
+
+	def watch(self, exchange: Exchange, seconds: float) -> None:
+		entry = (time.monotonic() + seconds, next(self.order), exchange)
+		with self.condition:
+			self.drop_ended()
+			heapq.heappush(self.heap, entry)
+			if self.thread is None or not self.thread.is_alive():
+				self.thread = threading.Thread(target=self.run, name="integration-hub-deadlines", daemon=True)
+				self.thread.start()
+			elif self.heap[0] is entry:
+				self.condition.notify()
+
+	def drop_ended(self) -> None:
+		while self.heap and self.heap[0][2].over:
+			heapq.heappop(self.heap)
+
+	def run(self) -> None:
+		while True:
+			with self.condition:
+				self.drop_ended()
+				if not self.heap:
+					self.condition.wait()
+					continue
+				wait = self.heap[0][0] - time.monotonic()
+				if wait > 0:
+					self.condition.wait(wait)
+					continue
+				_deadline, _order, exchange = heapq.heappop(self.heap)
+			exchange.cut_off()
+
+
+DEADLINES = DeadlineWatch()
+os.register_at_fork(after_in_child=DEADLINES.reset)
 
 
 class WatchedPoolMixin:

@@ -8,12 +8,14 @@ import json as jsonlib
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.auth import AuthBase
 
 from integration_hub.engine.auth import (
 	TOKEN_FETCHING_KINDS,
@@ -35,6 +37,7 @@ from integration_hub.engine.netguard import GuardedSession, origin_of
 from integration_hub.engine.policy import Outcome, classify_status
 from integration_hub.engine.ratelimit import InProcessRateLimiter, RateLimiter
 from integration_hub.engine.redact import MASK, redact_headers, redact_mapping, redact_text
+from integration_hub.engine.signing import OutboundSigner
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 USER_AGENT = "IntegrationHub/1.0 (+ERPNext)"
@@ -56,6 +59,8 @@ class RestConfig:
 	pool_size: int = 10
 	total_timeout: float = 0.0
 	"""Most seconds one exchange (connect, send, whole reply) may take; 0 means connect + 2 * read."""
+	signer: OutboundSigner | None = field(default=None, repr=False)
+	"""Signs every request body (Standard Webhooks or an HMAC header) when the connector has a signing secret."""
 
 	def deadline(self) -> float:
 		return total_deadline(self.connect_timeout, self.read_timeout, self.total_timeout)
@@ -153,6 +158,40 @@ def close_sessions() -> None:
 		session.close()
 
 
+class SigningAuth(AuthBase):
+	"""Runs the connector's own auth, then signs the prepared body exactly as it goes on the wire.
+
+	``msg_id`` becomes Standard Webhooks' ``webhook-id``: the row's idempotency key, so every retry of one
+	delivery carries the same id and the receiver can drop duplicates; the timestamp is taken at sending.
+	"""
+
+	def __init__(self, inner: AuthBase | None, signer: OutboundSigner, msg_id: str) -> None:
+		self.inner = inner
+		self.signer = signer
+		self.msg_id = msg_id
+
+	def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+		if self.inner is not None:
+			r = self.inner(r)
+		r.headers.update(self.signer.signature_headers(body_bytes(r.body), self.msg_id, int(time.time())))
+		return r
+
+
+def body_bytes(body: Any) -> bytes:
+	if body is None:
+		return b""
+	if isinstance(body, bytes):
+		return body
+	if isinstance(body, str):
+		return body.encode("utf-8")
+	raise ConfigurationError("A streamed request body cannot be signed; send JSON or form data")
+
+
+def new_message_id() -> str:
+	"""A message id for a signed request that belongs to no outbox row (a pull, a health check)."""
+	return f"msg_{uuid.uuid4().hex}"
+
+
 class RestClient:
 	"""Calls one connector's REST API. Cheap to create: the session, limiter and tokens are shared."""
 
@@ -173,7 +212,8 @@ class RestClient:
 		if rate_limiter is None and config.rate_limit_per_second > 0:
 			rate_limiter = shared_rate_limiter(config.connector_key, config.rate_limit_per_second)
 		self.rate_limiter = rate_limiter
-		self.secrets = tuple(config.auth.secrets())
+		signing_secrets = config.signer.secrets if config.signer else []
+		self.secrets = (*config.auth.secrets(), *signing_secrets)
 
 	def url_for(self, path_or_url: str) -> str:
 		"""``base_url`` joined with a path; an absolute URL is kept only when it is on the base URL's origin."""
@@ -187,6 +227,16 @@ class RestClient:
 		if not path_or_url:
 			return self.config.base_url
 		return self.config.base_url.rstrip("/") + "/" + path_or_url.lstrip("/")
+
+	def request_auth(self, idempotency_key: str | None) -> AuthBase | None:
+		"""The auth for one request: the connector's auth, followed by the signer when there is one."""
+		if self.config.signer is None:
+			return self.auth
+		return SigningAuth(self.auth, self.config.signer, idempotency_key or new_message_id())
+
+	def masked_header_names(self) -> list[str]:
+		signature_headers = self.config.signer.secret_header_names() if self.config.signer else []
+		return [*auth_header_names(self.config.auth), *signature_headers]
 
 	def merged_headers(self, headers: dict[str, str] | None, idempotency_key: str | None) -> dict[str, str]:
 		merged = {"Accept": "application/json", **self.config.default_headers, **(headers or {})}
@@ -222,7 +272,7 @@ class RestClient:
 				data=data,
 				params=params,
 				headers=self.merged_headers(headers, idempotency_key),
-				auth=self.auth,
+				auth=self.request_auth(idempotency_key),
 				timeout=self.timeout,
 				allow_redirects=False,
 				stream=True,
@@ -304,15 +354,17 @@ class RestClient:
 		except (requests.RequestException, ValueError, TypeError) as exc:
 			reason = redact_text(str(exc), self.secrets)[:300]
 			raise ConfigurationError(f"The request cannot be built: {type(exc).__name__}: {reason}") from None
-		if self.auth is not None and self.config.auth.kind not in TOKEN_FETCHING_KINDS:
-			request = self.auth(request)
-		shown_headers = dict(request.headers)
-		for name in auth_header_names(self.config.auth):
-			shown_headers[name] = MASK
+		auth = None if self.config.auth.kind in TOKEN_FETCHING_KINDS else self.auth
+		if self.config.signer is not None:
+			auth = SigningAuth(auth, self.config.signer, idempotency_key or new_message_id())
+		if auth is not None:
+			request = auth(request)
+		masked = self.masked_header_names()
+		shown_headers = {**request.headers, **dict.fromkeys(masked, MASK)}
 		return {
 			"method": request.method,
 			"url": redact_text(request.url or "", self.secrets),
-			"headers": redact_headers(shown_headers, auth_header_names(self.config.auth)),
+			"headers": redact_headers(shown_headers, masked),
 			"body": None if json is None else redact_mapping(json, self.secrets),
 		}
 

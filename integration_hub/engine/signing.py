@@ -15,7 +15,7 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ TIMESTAMP_PATTERN = re.compile(r"^[0-9]{1,12}$")
 HMAC_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 
 Scheme = Literal["standard_webhooks", "stripe", "hmac"]
+OutboundScheme = Literal["standard_webhooks", "hmac"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,75 @@ def sign_standard_webhook(
 		"webhook-timestamp": str(timestamp),
 		"webhook-signature": " ".join(signatures),
 	}
+
+
+def check_hmac_algorithm(algorithm: str) -> None:
+	if algorithm not in HMAC_ALGORITHMS:
+		raise ConfigurationError(
+			f"Unsupported HMAC algorithm {algorithm!r}; use one of {', '.join(HMAC_ALGORITHMS)}"
+		)
+
+
+def hmac_digest(secret: str, body: bytes, algorithm: str) -> bytes:
+	check_hmac_algorithm(algorithm)
+	return hmac.new(secret.encode(), body, algorithm).digest()
+
+
+def hmac_signature(secret: str, body: bytes, algorithm: str, encoding: str) -> str:
+	"""The hex or base64 HMAC of ``body``, as a generic signature header carries it."""
+	digest = hmac_digest(secret, body, algorithm)
+	if encoding == "base64":
+		return base64.b64encode(digest).decode("ascii")
+	if encoding != "hex":
+		raise ConfigurationError(f"Unsupported signature encoding {encoding!r}; use hex or base64")
+	return digest.hex()
+
+
+@dataclass(frozen=True)
+class OutboundSigner:
+	"""Signs the body of every outbound request so the receiver can check who sent it.
+
+	``standard_webhooks`` sets webhook-id / webhook-timestamp / webhook-signature; while ``previous_secret`` is
+	set (a rotation) it signs with both secrets, so a receiver holding either verifies. ``hmac`` sets one
+	header, ``prefix`` + the hex or base64 HMAC of the body with ``secret``. Secrets never show in a repr.
+	"""
+
+	scheme: OutboundScheme
+	secret: str = field(repr=False)
+	previous_secret: str = field(default="", repr=False)
+	header_name: str = "X-Signature"
+	algorithm: str = "sha256"
+	encoding: Literal["hex", "base64"] = "hex"
+	prefix: str = ""
+
+	def __post_init__(self) -> None:
+		secret_list(self.secret)
+		if self.scheme == "standard_webhooks":
+			for secret in self.secrets:
+				whsec_key(secret)
+		elif self.scheme == "hmac":
+			if not self.header_name.strip():
+				raise ConfigurationError("HMAC signing needs the name of the header to carry the signature")
+			hmac_signature(self.secret, b"", self.algorithm, self.encoding)
+		else:
+			raise ConfigurationError(f"Unknown outbound signature scheme {self.scheme!r}")
+
+	@property
+	def secrets(self) -> list[str]:
+		"""The secrets in use, the current one first."""
+		return [secret for secret in (self.secret, self.previous_secret) if secret and secret.strip()]
+
+	def signature_headers(self, body: bytes, msg_id: str, timestamp: int) -> dict[str, str]:
+		"""The headers that sign ``body``; ``msg_id`` should stay the same for every retry of one message."""
+		if self.scheme == "standard_webhooks":
+			return sign_standard_webhook(self.secrets, msg_id, timestamp, body)
+		return {
+			self.header_name: self.prefix + hmac_signature(self.secret, body, self.algorithm, self.encoding)
+		}
+
+	def secret_header_names(self) -> list[str]:
+		"""Headers whose values must be masked wherever a request is shown or stored."""
+		return ["webhook-signature"] if self.scheme == "standard_webhooks" else [self.header_name]
 
 
 def decode_base64_signature(value: str) -> bytes | None:
@@ -261,10 +331,7 @@ def verify_hmac_header(
 ) -> None:
 	"""Verify ``header_name`` = [prefix] + hex/base64 HMAC of the raw body (GitHub, Shopify, ...)."""
 	keys = secret_list(secret)
-	if algorithm not in HMAC_ALGORITHMS:
-		raise ConfigurationError(
-			f"Unsupported HMAC algorithm {algorithm!r}; use one of {', '.join(HMAC_ALGORITHMS)}"
-		)
+	check_hmac_algorithm(algorithm)
 	value = require_header(headers, header_name)
 	if prefix:
 		if not value.startswith(prefix):
@@ -278,7 +345,7 @@ def verify_hmac_header(
 			SignatureError.MALFORMED_HEADER, f"The {header_name} header is not valid {encoding}"
 		)
 	for key in keys:
-		if hmac.compare_digest(hmac.new(key.encode(), body, algorithm).digest(), offered):
+		if hmac.compare_digest(hmac_digest(key, body, algorithm), offered):
 			return
 	raise SignatureError(
 		SignatureError.BAD_SIGNATURE, f"The {header_name} signature does not match the payload"

@@ -276,8 +276,9 @@ def reset_position(mapping_name: str) -> None:
 
 
 def pull_lock_name(mapping: str) -> str:
-	"""MariaDB's named locks are per connection, so a killed worker's lock goes with its connection."""
-	return "ih-pull-" + hashlib.sha1(mapping.encode()).hexdigest()[:40]
+	"""MariaDB's named locks are per connection, so a killed worker's lock goes with its connection; they are
+	server-wide, so the name carries the site's database as well as the mapping."""
+	return "ih-pull-" + hashlib.sha1(f"{frappe.conf.db_name}:{mapping}".encode()).hexdigest()[:40]
 
 
 def acquire_pull_lock(mapping: str) -> bool:

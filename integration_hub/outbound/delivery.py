@@ -46,11 +46,12 @@ class OutboundCall:
 	remote_id: str | None
 	payload_hash: str | None
 	binding: Any = None
+	response_replaces_binding: bool = False
 	request_log: dict = field(default_factory=dict)
 
 
 def deliver_rows(rows: list) -> None:
-	"""Deliver one group of claimed rows: a single row, or the rows of one batch request."""
+	"""Deliver one group of claimed rows of one mapping: a request per row, or one batch request for them all."""
 	mapping = frappe.get_cached_doc("Mapping", rows[0].mapping)
 	try:
 		runtime = get_connector(mapping.connector)
@@ -81,15 +82,12 @@ def deliver_rows(rows: list) -> None:
 	if (mapping.batch_size or 1) > 1 and runtime.protocol == "REST":
 		send_batch(calls, mapping, runtime)
 	else:
-		for position, call in enumerate(calls):
-			if position and hold_while_paused([c.row for c in calls[position:]], runtime.name):
-				return
-			send_one(call, mapping, runtime)
+		send_each(calls, mapping, runtime)
 
 
 def hold_while_paused(rows: list, connector: str) -> bool:
 	"""While the connector's circuit is open, give claimed rows back unsent and without spending an attempt."""
-	until = paused_until(connector)
+	until = paused_until(connector) if rows else None
 	if not until:
 		return False
 	frappe.db.sql(
@@ -157,41 +155,72 @@ def prepare_call(row, mapping, runtime: ConnectorRuntime, documents: dict, bindi
 		remote_id=remote_id,
 		payload_hash=digest,
 		binding=binding,
+		response_replaces_binding=bool(operation.response_replaces_binding),
 	)
 
 
-def send_one(call: OutboundCall, mapping, runtime: ConnectorRuntime) -> None:
-	started = time.monotonic()
+def send_each(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) -> None:
+	"""One request per row. The outcomes are written together when the group is done, in one commit.
+
+	A failure that may open the circuit breaker is recorded at once, and when the connector is paused the
+	rows not yet sent are given back. A worker that dies mid-group leaves its rows Running: their leases
+	expire and they are sent again with the same idempotency keys, as after a crash between send and record.
+	"""
+	client = runtime.rest_client() if runtime.protocol != "SOAP" else None
+	successes: list[tuple[OutboundCall, Any, dict]] = []
+	success_unrecorded = False
 	try:
-		if runtime.protocol == "SOAP":
-			call.request_log = {"operation": call.soap_operation, "body": call.payload}
-			result = runtime.soap_client().call(call.soap_operation, call.payload or {})
-			status, body_text, _retry_after = 200, json.dumps(result, default=str), None
-			response_data = result
-		else:
-			client = runtime.rest_client()
-			call.request_log = client.prepare_preview(
-				call.method, call.path, json=call.payload, idempotency_key=call.idempotency_key
-			)
-			response = client.request(
-				call.method, call.path, json=call.payload, idempotency_key=call.idempotency_key
-			)
-			status, body_text = response.status_code, response.text_excerpt(RESPONSE_EXCERPT)
-			response_data = response.json()
-			response.raise_for_outcome()
-	except TransportError as error:
-		record_failure(call, mapping, runtime, error, elapsed_ms(started))
-		return
-	except IntegrationError as error:
-		finish(
-			call.row,
-			"Dead",
-			error=error_text(error),
-			request=call.request_log,
-			duration_ms=elapsed_ms(started),
-		)
-		return
-	record_success(call, mapping, runtime, status, body_text, response_data, elapsed_ms(started))
+		for position, call in enumerate(calls):
+			started = time.monotonic()
+			try:
+				status, body_text, response_data = exchange(call, runtime, client)
+			except TransportError as error:
+				record_failure(call, mapping, runtime, error, elapsed_ms(started), in_batch=True)
+				if error.retryable:
+					if success_unrecorded:
+						record_circuit_outcome(runtime.name, success=True)
+						success_unrecorded = False
+					record_circuit_outcome(runtime.name, success=False, error=error_text(error))
+					if hold_while_paused([later.row for later in calls[position + 1 :]], runtime.name):
+						return
+				continue
+			except IntegrationError as error:
+				finish(
+					call.row,
+					"Dead",
+					commit=False,
+					error=error_text(error),
+					request=call.request_log,
+					duration_ms=elapsed_ms(started),
+				)
+				continue
+			outcome = {
+				"http_status": status,
+				"response": runtime.redact(body_text),
+				"duration_ms": elapsed_ms(started),
+			}
+			successes.append((call, response_data, outcome))
+			success_unrecorded = True
+	finally:
+		record_successes(successes, mapping, runtime)
+		frappe.db.commit()
+	if success_unrecorded:
+		record_circuit_outcome(runtime.name, success=True)
+
+
+def exchange(call: OutboundCall, runtime: ConnectorRuntime, client) -> tuple[int, str, Any]:
+	"""Send one row's request; (status, response excerpt, parsed response) or a classified error."""
+	if runtime.protocol == "SOAP":
+		call.request_log = {"operation": call.soap_operation, "body": call.payload}
+		result = runtime.soap_client().call(call.soap_operation, call.payload or {})
+		return 200, json.dumps(result, default=str), result
+	call.request_log = client.prepare_preview(
+		call.method, call.path, json=call.payload, idempotency_key=call.idempotency_key
+	)
+	response = client.request(call.method, call.path, json=call.payload, idempotency_key=call.idempotency_key)
+	body_text = response.text_excerpt(RESPONSE_EXCERPT)
+	response.raise_for_outcome()
+	return response.status_code, body_text, response.json()
 
 
 def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) -> None:
@@ -256,81 +285,73 @@ def send_batch(calls: list[OutboundCall], mapping, runtime: ConnectorRuntime) ->
 		"duration_ms": elapsed_ms(started),
 		"batch_id": batch_id,
 	}
-	record_batch_successes(successes, mapping, runtime, outcome)
+	record_successes([(call, result, outcome) for call, result in successes], mapping, runtime)
 	frappe.db.commit()
 	record_circuit_outcome(runtime.name, success=True)
 
 
-def record_batch_successes(successes: list, mapping, runtime: ConnectorRuntime, outcome: dict) -> None:
-	"""Bindings and outcomes of a whole batch in a few statements; row by row only when a binding conflicts."""
-	remote_ids = [remote_id_from(call, mapping, result) for call, result in successes]
-	frappe.db.savepoint("integration_hub_batch")
+def record_successes(
+	successes: list[tuple[OutboundCall, Any, dict]], mapping, runtime: ConnectorRuntime
+) -> None:
+	"""Bindings and outcomes of many successful rows in a few statements; row by row only when a binding conflicts.
+
+	Each success is (call, parsed response, outcome values such as http_status, response, duration_ms).
+	Nothing is committed here.
+	"""
+	if not successes:
+		return
+	remote_ids = [remote_id_from(call, mapping, data) for call, data, _outcome in successes]
+	frappe.db.savepoint("integration_hub_successes")
 	try:
-		save_new_bindings(
+		save_bindings(
 			runtime.name,
 			mapping,
-			[(call, remote_id) for (call, _result), remote_id in zip(successes, remote_ids, strict=True)],
+			[
+				(call, remote_id)
+				for (call, _data, _outcome), remote_id in zip(successes, remote_ids, strict=True)
+			],
 		)
 	except Exception as error:
-		if not frappe.db.is_unique_key_violation(error):
+		if not is_unique_conflict(error):
 			raise
-		frappe.db.rollback(save_point="integration_hub_batch")
-		for call, result in successes:
-			record_success(
-				call,
-				mapping,
-				runtime,
-				outcome["http_status"],
-				outcome["response"],
-				result,
-				outcome["duration_ms"],
-				batch_id=outcome["batch_id"],
-				in_batch=True,
-			)
+		frappe.db.rollback(save_point="integration_hub_successes")
+		for call, data, outcome in successes:
+			record_success(call, mapping, runtime, data, outcome)
 		return
 	finish_many(
 		[
-			(call.row, {"external_id": remote_id, "request": call.request_log})
-			for (call, _r), remote_id in zip(successes, remote_ids, strict=True)
+			(call.row, {"external_id": remote_id, "request": call.request_log, **outcome})
+			for (call, _data, outcome), remote_id in zip(successes, remote_ids, strict=True)
 		],
-		{"status": "Success", "error": None, **outcome},
+		{"status": "Success", "error": None},
 	)
 
 
-def save_new_bindings(connector: str, mapping, calls: list[tuple[OutboundCall, str | None]]) -> None:
-	"""Insert the bindings a batch created in one statement and refresh the ones that already existed."""
+def save_bindings(connector: str, mapping, bound: list[tuple[OutboundCall, str | None]]) -> None:
+	"""Insert the bindings the rows created in one statement and refresh the existing ones in another."""
 	now = now_datetime()
-	fresh = []
-	for call, remote_id in calls:
-		if call.binding:
-			save_binding(
-				connector,
-				call.row.reference_doctype,
-				call.row.reference_name,
-				remote_id,
-				remote_object_type=mapping.remote_object_type,
-				mapping=mapping.name,
-				payload_hash=call.payload_hash,
-				existing=call.binding,
-			)
-		elif remote_id:
-			fresh.append(
-				(
-					frappe.generate_hash(length=10),
-					connector,
-					call.row.reference_doctype,
-					call.row.reference_name,
-					mapping.remote_object_type or "",
-					remote_id,
-					mapping.name,
-					call.payload_hash,
-					now,
-					now,
-					now,
-					frappe.session.user,
-					frappe.session.user,
-				)
-			)
+	existing = [(call, remote_id) for call, remote_id in bound if call.binding]
+	if existing:
+		refresh_bindings(existing, mapping, now)
+	fresh = [
+		(
+			frappe.generate_hash(length=10),
+			connector,
+			call.row.reference_doctype,
+			call.row.reference_name,
+			mapping.remote_object_type or "",
+			remote_id,
+			mapping.name,
+			call.payload_hash,
+			now,
+			now,
+			now,
+			frappe.session.user,
+			frappe.session.user,
+		)
+		for call, remote_id in bound
+		if not call.binding and remote_id
+	]
 	if fresh:
 		frappe.db.bulk_insert(
 			"Integration Binding",
@@ -353,8 +374,38 @@ def save_new_bindings(connector: str, mapping, calls: list[tuple[OutboundCall, s
 		)
 
 
+def refresh_bindings(existing: list[tuple[OutboundCall, str | None]], mapping, now) -> None:
+	"""One UPDATE for bindings that already existed: sync time, payload hash, and the id when it was replaced."""
+	binding = frappe.qb.DocType("Integration Binding")
+	hashes, remote_ids = Case(), Case()
+	for call, remote_id in existing:
+		hashes = hashes.when(binding.name == call.binding.name, call.payload_hash)
+		remote_ids = remote_ids.when(
+			binding.name == call.binding.name, str(remote_id or call.binding.external_id)
+		)
+	(
+		frappe.qb.update(binding)
+		.where(binding.name.isin([call.binding.name for call, _remote_id in existing]))
+		.set(binding.last_synced_at, now)
+		.set(binding.mapping, mapping.name)
+		.set(binding.last_payload_hash, hashes)
+		.set(binding.external_id, remote_ids)
+	).run()
+
+
+def is_unique_conflict(error: Exception) -> bool:
+	return isinstance(error, frappe.UniqueValidationError) or frappe.db.is_unique_key_violation(error)
+
+
 def remote_id_from(call: OutboundCall, mapping, response_data) -> str | None:
-	"""The remote's id for the record from its response, else the id already bound."""
+	"""The remote id the document is bound to after this delivery.
+
+	Only the delivery that creates the remote object (the document is not bound yet) takes the id from the
+	response, unless the operation says its response replaces the binding: a remote may answer a void or an
+	update with the id of another object (a credit note, an audit entry), which must not become the document's.
+	"""
+	if call.remote_id and not call.response_replaces_binding:
+		return call.remote_id
 	remote_id = None
 	if mapping.remote_id_path and response_data is not None:
 		try:
@@ -365,8 +416,9 @@ def remote_id_from(call: OutboundCall, mapping, response_data) -> str | None:
 
 
 def record_success(
-	call, mapping, runtime, status, body_text, response_data, duration_ms, batch_id=None, in_batch=False
-):
+	call: OutboundCall, mapping, runtime: ConnectorRuntime, response_data, outcome: dict
+) -> None:
+	"""One row's success on its own (when the bindings of a group conflicted): bound, or Dead if its id is taken."""
 	row = call.row
 	remote_id = remote_id_from(call, mapping, response_data)
 	frappe.db.savepoint("integration_hub_binding")
@@ -381,37 +433,24 @@ def record_success(
 			payload_hash=call.payload_hash,
 			existing=call.binding,
 		)
-	except frappe.UniqueValidationError:
+	except Exception as error:
+		if not is_unique_conflict(error):
+			raise
 		frappe.db.rollback(save_point="integration_hub_binding")
 		owner = find_document(runtime.name, row.reference_doctype, remote_id, mapping.remote_object_type)
 		finish(
 			row,
 			"Dead",
+			commit=False,
 			error=_(
 				"The remote accepted the request but answered with id {0}, which already belongs to {1} {2}"
 			).format(remote_id, _(row.reference_doctype), owner),
-			http_status=status,
-			response=runtime.redact(body_text),
 			request=call.request_log,
 			external_id=remote_id,
-			duration_ms=duration_ms,
-			batch_id=batch_id,
-			commit=not in_batch,
+			**outcome,
 		)
 		return
-	finish(
-		row,
-		"Success",
-		commit=not in_batch,
-		http_status=status,
-		response=runtime.redact(body_text),
-		request=call.request_log,
-		external_id=remote_id,
-		duration_ms=duration_ms,
-		batch_id=batch_id,
-	)
-	if not in_batch:
-		record_circuit_outcome(runtime.name, success=True)
+	finish(row, "Success", commit=False, request=call.request_log, external_id=remote_id, **outcome)
 
 
 def record_failure(call, mapping, runtime, error: TransportError, duration_ms, batch_id=None, in_batch=False):

@@ -15,7 +15,7 @@ import frappe
 from frappe.utils import now_datetime
 
 from integration_hub.engine.mapping import render_template
-from integration_hub.jobs import enqueue_once
+from integration_hub.jobs import enqueue_in_slot
 from integration_hub.logs import new_log_name
 from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, get_outbound_index
 
@@ -113,6 +113,9 @@ def enqueue_pending_deliveries() -> None:
 
 def enqueue_delivery(connector: str) -> bool:
 	"""Ask a worker to deliver the connector's due rows. A lost enqueue costs a minute, not a row."""
-	return enqueue_once(
-		DELIVERY_JOB, f"integration_hub:deliver:{connector}", DELIVERY_JOB_TIMEOUT, connector=connector
-	)
+	return enqueue_in_slot(DELIVERY_JOB, delivery_slot(connector), DELIVERY_JOB_TIMEOUT, connector=connector)
+
+
+def delivery_slot(connector: str) -> str:
+	"""At most one delivery job per connector holds this slot: the one that will still look for due rows."""
+	return f"integration_hub:deliver:{connector}"

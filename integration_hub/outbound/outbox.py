@@ -18,8 +18,9 @@ from frappe.utils import now_datetime
 
 from integration_hub.connectors import secret_values
 from integration_hub.engine.redact import redact_text
+from integration_hub.jobs import release_slot
 from integration_hub.outbound.delivery import deliver_rows
-from integration_hub.outbound.dispatch import enqueue_delivery
+from integration_hub.outbound.dispatch import delivery_slot, enqueue_delivery
 
 LEASE_SECONDS = 300
 CLAIM_LIMIT = 50
@@ -29,21 +30,41 @@ OPEN_STATUSES = ("Queued", "Failed", "Running")
 COALESCED_EVENTS = ("on_update", "on_update_after_submit")
 
 
-def deliver(connector: str | None = None, time_budget: float = JOB_TIME_BUDGET) -> int:
-	"""Deliver due rows (of one connector, or all) until none are due or the time budget is spent."""
+def deliver(
+	connector: str | None = None, time_budget: float = JOB_TIME_BUDGET, slot_holder: str | None = None
+) -> int:
+	"""Deliver due rows (of one connector, or all) until none are due or the time budget is spent.
+
+	A job enqueued by :func:`enqueue_delivery` holds the connector's delivery slot (``slot_holder``); while it
+	does, later enqueues rely on it. When a claim comes back empty it releases the slot and claims once
+	more: a row committed before the release is found by that claim, and a row committed after it gets a
+	job of its own, so no row waits for the sweep because a job was winding down. A job whose time budget
+	runs out hands the rest to a new job.
+	"""
 	deadline = time.monotonic() + time_budget
 	attempted: set[str] = set()
 	while time.monotonic() < deadline:
-		supersede_stale_rows(connector)
-		probing = bool(connector) and circuit_is_open(connector)
-		rows = claim_due_rows(connector, limit=1 if probing else CLAIM_LIMIT, exclude=attempted)
+		rows = claim_next_rows(connector, attempted)
+		if not rows and slot_holder:
+			release_slot(delivery_slot(connector), slot_holder)
+			slot_holder = None
+			rows = claim_next_rows(connector, attempted)
 		if not rows:
-			break
+			return len(attempted)
 		attempted.update(row.name for row in rows)
 		for group in group_for_delivery(rows):
 			deliver_group_safely(group)
-	delivered = len(attempted)
-	return delivered
+	if connector:
+		if slot_holder:
+			release_slot(delivery_slot(connector), slot_holder)
+		enqueue_delivery(connector)
+	return len(attempted)
+
+
+def claim_next_rows(connector: str | None, attempted: set[str]) -> list[frappe._dict]:
+	supersede_stale_rows(connector)
+	probing = bool(connector) and circuit_is_open(connector)
+	return claim_due_rows(connector, limit=1 if probing else CLAIM_LIMIT, exclude=attempted)
 
 
 def deliver_group_safely(rows: list[frappe._dict]) -> None:
@@ -171,20 +192,19 @@ def claim_due_rows(
 
 
 def group_for_delivery(rows: list[frappe._dict]) -> list[list[frappe._dict]]:
-	"""One group per row, except that rows of a batching mapping and event travel together."""
+	"""Rows of one mapping are delivered as a group: documents and bindings read once, outcomes written and
+	committed once. A batching mapping's group holds rows of one event, at most its batch size, and travels
+	in one request; any other group sends one request per row."""
 	groups: list[list[frappe._dict]] = []
-	batches: dict[tuple[str, str], list[frappe._dict]] = {}
+	open_groups: dict[tuple[str, str], list[frappe._dict]] = {}
 	for row in rows:
 		batch_size = frappe.get_cached_value("Mapping", row.mapping, "batch_size") or 1
-		if batch_size <= 1:
-			groups.append([row])
-			continue
-		key = (row.mapping, row.event)
-		batch = batches.get(key)
-		if batch is None or len(batch) >= batch_size:
-			batch = batches[key] = []
-			groups.append(batch)
-		batch.append(row)
+		key = (row.mapping, row.event if batch_size > 1 else "")
+		group = open_groups.get(key)
+		if group is None or (batch_size > 1 and len(group) >= batch_size):
+			group = open_groups[key] = []
+			groups.append(group)
+		group.append(row)
 	return groups
 
 

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
 import threading
 import time
 from collections import Counter
+from datetime import datetime, timezone
+from unittest.mock import patch
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_to_date, get_datetime, now_datetime
-from frappe.utils.background_jobs import get_job, get_queue
+from frappe.utils.background_jobs import get_queue, get_queues_timeout, get_redis_conn
+from rq.job import JobStatus
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from integration_hub.api.sync_log import retry
 from integration_hub.bindings import get_remote_id
+from integration_hub.connectors import get_connector
+from integration_hub.jobs import QUEUE_NAME, job_queue, slot_job, slot_key
 from integration_hub.mappings import clear_outbound_index, get_outbound_index
-from integration_hub.outbound.dispatch import enqueue_delivery
+from integration_hub.outbound import outbox
+from integration_hub.outbound.dispatch import DELIVERY_JOB, delivery_slot, enqueue_delivery
 from integration_hub.outbound.outbox import deliver, release_expired_leases, sweep
 from integration_hub.tests.utils import (
 	RecordingServer,
@@ -41,6 +51,37 @@ def accounting_responder(request):
 	if request.path.endswith("/void"):
 		return 200, {}, {"voided": True}
 	return 404, {}, {"error": "no such endpoint"}
+
+
+def queued_delivery_jobs(connector: str) -> list:
+	"""The delivery jobs of ``connector`` waiting in any of the app's possible queues, oldest first."""
+	return [
+		job
+		for queue_name in ("default", QUEUE_NAME)
+		if queue_name in get_queues_timeout()
+		for job in get_queue(queue_name).get_jobs()
+		if job.kwargs.get("method") == DELIVERY_JOB
+		and job.kwargs.get("kwargs", {}).get("connector") == connector
+	]
+
+
+def discard_delivery_jobs(connector: str) -> None:
+	"""Forget the connector's queued delivery jobs and its delivery slot (tests run no RQ worker)."""
+	for job in queued_delivery_jobs(connector):
+		job.delete()
+	get_redis_conn().delete(slot_key(delivery_slot(connector)))
+
+
+def run_like_a_worker(job) -> None:
+	"""Run a queued delivery job in this process the way an RQ worker runs it: STARTED while its body runs."""
+	get_queue(job.origin.split(":")[-1]).remove(job)
+	job.started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+	job.set_status(JobStatus.STARTED)
+	job.save()
+	try:
+		frappe.get_attr(job.kwargs["method"])(**job.kwargs["kwargs"])
+	finally:
+		job.set_status(JobStatus.FINISHED)
 
 
 class OutboundTestCase(FrappeTestCase):
@@ -72,6 +113,7 @@ class OutboundTestCase(FrappeTestCase):
 		connector = make_connector(f"{self.connector_name} {suffix}", url, **connector_values)
 		mapping = make_mapping_from_template("sales_invoice_to_accounting", connector)
 		frappe.db.commit()
+		discard_delivery_jobs(connector)
 		return connector, mapping
 
 	def submit_invoice(self, **kwargs):
@@ -93,8 +135,7 @@ class TestOutboundInvoice(OutboundTestCase):
 			items=(("IH-TEST-ITEM", 2, 50.0), ("IH-TEST-ITEM-2", 1, 25.5)), tax_rate=10
 		)
 
-		job = get_job(f"integration_hub:deliver:{connector}")
-		self.assertIsNotNone(job, "delivery was not enqueued after commit")
+		self.assertEqual(len(queued_delivery_jobs(connector)), 1, "delivery was not enqueued after commit")
 		self.assertEqual(self.log_for(invoice).status, "Queued")
 
 		deliver(connector)
@@ -126,6 +167,72 @@ class TestOutboundInvoice(OutboundTestCase):
 		void = server.requests[1]
 		self.assertEqual((void.method, void.path), ("POST", f"/invoices/ACC-{invoice.name}/void"))
 		self.assertEqual(self.log_for(invoice, "on_cancel").status, "Success")
+
+	def test_a_void_answered_with_another_id_keeps_the_invoice_bound_to_its_own(self):
+		def credit_note_on_void(request):
+			if request.path.endswith("/void"):
+				return 201, {}, {"id": "CN-" + request.path.split("/")[2], "type": "credit_note"}
+			return accounting_responder(request)
+
+		server = self.start_server(credit_note_on_void)
+		connector, _mapping = self.setup_invoice_sync(server.url, "Void Id")
+		invoice = self.submit_invoice()
+		deliver(connector)
+		self.assertEqual(
+			get_remote_id(connector, "Sales Invoice", invoice.name, "invoice"), f"ACC-{invoice.name}"
+		)
+
+		invoice.reload()
+		invoice.cancel()
+		frappe.db.commit()
+		deliver(connector)
+
+		void = server.requests[-1]
+		self.assertEqual(void.path, f"/invoices/ACC-{invoice.name}/void")
+		log = self.log_for(invoice, "on_cancel")
+		self.assertEqual(log.status, "Success")
+		self.assertIn(f"CN-ACC-{invoice.name}", log.response)
+		self.assertEqual(log.external_id, f"ACC-{invoice.name}")
+		self.assertEqual(
+			get_remote_id(connector, "Sales Invoice", invoice.name, "invoice"), f"ACC-{invoice.name}"
+		)
+
+	def test_an_operation_whose_response_replaces_the_binding_rebinds(self):
+		def reissue(request):
+			if request.method == "PUT":
+				return 200, {}, {"id": "ACC-REISSUED-" + request.path.split("/")[2]}
+			return accounting_responder(request)
+
+		server = self.start_server(reissue)
+		connector = make_connector(f"{self.connector_name} Reissue", server.url)
+		mapping = frappe.get_doc(
+			"Mapping", make_mapping_from_template("sales_invoice_to_accounting", connector)
+		)
+		mapping.append(
+			"events",
+			{
+				"event": "on_update_after_submit",
+				"http_method": "PUT",
+				"path": "/invoices/{{ remote_id }}",
+				"send_body": 1,
+				"response_replaces_binding": 1,
+			},
+		)
+		mapping.save(ignore_permissions=True)
+		frappe.db.commit()
+		invoice = self.submit_invoice()
+		deliver(connector)
+		invoice.reload()
+		invoice.db_set("remarks", "reissued")
+		invoice.run_method("on_update_after_submit")
+		frappe.db.commit()
+		deliver(connector)
+
+		self.assertEqual(server.requests[-1].path, f"/invoices/ACC-{invoice.name}")
+		self.assertEqual(
+			get_remote_id(connector, "Sales Invoice", invoice.name, "invoice"),
+			f"ACC-REISSUED-ACC-{invoice.name}",
+		)
 
 	def test_secrets_never_reach_the_sync_log(self):
 		secret = "outbound-secret-token-7c1d"
@@ -198,16 +305,17 @@ class TestOutboundInvoice(OutboundTestCase):
 		server = self.start_server()
 		connector, _mapping = self.setup_invoice_sync(server.url, "Lost Job")
 		self.submit_invoice()
-		job_id = f"integration_hub:deliver:{connector}"
-		job = get_job(job_id)
+		job = slot_job(delivery_slot(connector))
 		get_queue("default").remove(job)
 		self.assertIsNone(job.get_position())
 		self.assertEqual(job.get_status(), "queued", "the job record outlives its queue entry")
 
 		sweep()
-		self.assertIsNotNone(get_job(job_id).get_position(), "the sweep did not enqueue the delivery again")
+		self.assertEqual(
+			len(queued_delivery_jobs(connector)), 1, "the sweep did not enqueue the delivery again"
+		)
 		self.assertTrue(enqueue_delivery(connector))
-		self.assertEqual(get_queue("default").job_ids.count(get_job(job_id).id), 1)
+		self.assertEqual(len(queued_delivery_jobs(connector)), 1)
 
 	def test_rolled_back_submit_leaves_no_row_and_sends_nothing(self):
 		server = self.start_server()
@@ -282,6 +390,120 @@ class TestOutboundInvoice(OutboundTestCase):
 		self.assertEqual(
 			server.requests[0].headers["Idempotency-Key"], server.requests[1].headers["Idempotency-Key"]
 		)
+
+
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"outbound-signing-key-current-01").decode()
+PREVIOUS_SIGNING_SECRET = "whsec_" + base64.b64encode(b"outbound-signing-key-previous-0").decode()
+
+
+def verifies_with(secret: str, request) -> bool:
+	"""Whether the standardwebhooks library, as a receiver would use it, accepts the request."""
+	try:
+		Webhook(secret).verify(request.body, request.headers, json_parse=False)
+	except WebhookVerificationError:
+		return False
+	return True
+
+
+class TestOutboundSigning(OutboundTestCase):
+	def test_deliveries_carry_standard_webhooks_signatures_a_receiver_verifies(self):
+		answers = ["retry", "accept"]
+
+		def verifying_receiver(request):
+			if not verifies_with(SIGNING_SECRET, request):
+				return 401, {}, {"error": "bad signature"}
+			if answers.pop(0) == "retry":
+				return 503, {}, {"error": "busy"}
+			return accounting_responder(request)
+
+		server = self.start_server(verifying_receiver)
+		connector, _mapping = self.setup_invoice_sync(
+			server.url,
+			"Signed",
+			outbound_signing_scheme="Standard Webhooks",
+			outbound_signing_secret=SIGNING_SECRET,
+			outbound_signing_previous_secret=PREVIOUS_SIGNING_SECRET,
+		)
+		invoice = self.submit_invoice()
+		deliver(connector)
+		make_rows_due(connector)
+		deliver(connector)
+
+		log = self.log_for(invoice)
+		self.assertEqual((log.status, log.attempts), ("Success", 2))
+		self.assertEqual(len(server.requests), 2)
+		for request in server.requests:
+			self.assertEqual(request.headers["Webhook-Id"], log.idempotency_key)
+			self.assertTrue(verifies_with(PREVIOUS_SIGNING_SECRET, request), "rotation overlap broken")
+			self.assertLess(abs(int(request.headers["Webhook-Timestamp"]) - time.time()), 60)
+		stored = json.loads(log.request)["headers"]
+		self.assertEqual(stored["webhook-signature"], "********")
+		self.assertEqual(stored["webhook-id"], log.idempotency_key)
+		signatures = [request.headers["Webhook-Signature"] for request in server.requests]
+		everything_stored = json.dumps(
+			[
+				frappe.get_all("Sync Log", filters={"connector": connector}, fields=["*"]),
+				frappe.get_all("Error Log", fields=["*"]),
+				frappe.db.get_value("Connector", connector, "*"),
+			],
+			default=str,
+		)
+		for value in [SIGNING_SECRET, PREVIOUS_SIGNING_SECRET, *signatures]:
+			self.assertNotIn(value.removeprefix("whsec_"), everything_stored)
+		self.assertNotIn(SIGNING_SECRET, repr(get_connector(connector)))
+
+	def test_hmac_header_signs_the_exact_body_sent(self):
+		secret = "hmac-signing-secret-4a7e"
+
+		def receiver(request):
+			digest = hmac.new(secret.encode(), request.body, hashlib.sha512).hexdigest()
+			if not hmac.compare_digest(request.headers.get("X-Acme-Signature", ""), f"sha512={digest}"):
+				return 401, {}, {"error": "bad signature"}
+			return accounting_responder(request)
+
+		server = self.start_server(receiver)
+		connector, _mapping = self.setup_invoice_sync(
+			server.url,
+			"HMAC Signed",
+			outbound_signing_scheme="HMAC Header",
+			outbound_signing_secret=secret,
+			outbound_signing_header="X-Acme-Signature",
+			outbound_signing_algorithm="sha512",
+			outbound_signing_prefix="sha512=",
+		)
+		invoice = self.submit_invoice()
+		deliver(connector)
+		log = self.log_for(invoice)
+		self.assertEqual(log.status, "Success", log.error)
+		self.assertEqual(json.loads(log.request)["headers"]["X-Acme-Signature"], "********")
+		self.assertNotIn(
+			secret,
+			json.dumps(
+				frappe.get_all("Sync Log", filters={"connector": connector}, fields=["*"]), default=str
+			),
+		)
+
+	def test_a_secret_that_cannot_sign_is_refused_on_save(self):
+		for values, message in [
+			({"outbound_signing_scheme": "Standard Webhooks"}, "needs a Signing Secret"),
+			(
+				{
+					"outbound_signing_scheme": "Standard Webhooks",
+					"outbound_signing_secret": "not-a-whsec-key!",
+				},
+				"base64",
+			),
+			(
+				{
+					"outbound_signing_scheme": "HMAC Header",
+					"outbound_signing_secret": "s",
+					"outbound_signing_header": "X Bad Header",
+				},
+				"not a valid HTTP header name",
+			),
+		]:
+			with self.subTest(values=values), self.assertRaisesRegex(frappe.ValidationError, message):
+				make_connector(f"{self.connector_name} Bad Signing", "http://127.0.0.1:9", **values)
 
 
 class TestOutboundOrdering(OutboundTestCase):
@@ -424,6 +646,117 @@ class TestOutboundWorkers(OutboundTestCase):
 		self.assertEqual(sum(sent_by_worker), len(invoices))
 		statuses = {self.log_for(invoice).status for invoice in invoices}
 		self.assertEqual(statuses, {"Success"})
+
+
+class TestOutboundJobs(OutboundTestCase):
+	def start_invoice_sync(self, suffix: str) -> tuple[RecordingServer, str]:
+		server = self.start_server()
+		connector, _mapping = self.setup_invoice_sync(server.url, suffix)
+		return server, connector
+
+	def run_job_committing_an_invoice_on_empty_claim(self, connector: str, empty_claim: int) -> list:
+		"""Run the connector's queued job; on its ``empty_claim``-th empty claim, submit and commit an invoice."""
+		(job,) = queued_delivery_jobs(connector)
+		empty_claims, submitted = [], []
+		real_claim = outbox.claim_due_rows
+
+		def claim_and_commit_an_invoice(*args, **kwargs):
+			rows = real_claim(*args, **kwargs)
+			if not rows:
+				empty_claims.append(1)
+				if len(empty_claims) == empty_claim:
+					submitted.append(self.submit_invoice())
+			return rows
+
+		with patch.object(outbox, "claim_due_rows", claim_and_commit_an_invoice):
+			run_like_a_worker(job)
+		return submitted
+
+	def test_a_row_committed_after_the_jobs_last_claim_is_not_left_for_the_sweep(self):
+		server, connector = self.start_invoice_sync("Wind Down")
+		first = self.submit_invoice()
+
+		(late,) = self.run_job_committing_an_invoice_on_empty_claim(connector, empty_claim=1)
+
+		for job in queued_delivery_jobs(connector):
+			run_like_a_worker(job)
+		self.assertEqual(self.log_for(first).status, "Success")
+		self.assertEqual(self.log_for(late).status, "Success", "the late row was left for the minute sweep")
+		self.assertEqual(
+			sorted(r.json()["invoice_number"] for r in server.requests), sorted([first.name, late.name])
+		)
+
+	def test_a_row_committed_after_the_job_released_its_slot_gets_a_job_of_its_own(self):
+		server, connector = self.start_invoice_sync("Released")
+		self.submit_invoice()
+
+		(late,) = self.run_job_committing_an_invoice_on_empty_claim(connector, empty_claim=2)
+
+		self.assertEqual(len(queued_delivery_jobs(connector)), 1)
+		run_like_a_worker(queued_delivery_jobs(connector)[0])
+		self.assertEqual(self.log_for(late).status, "Success")
+		self.assertEqual(len(server.requests), 2)
+
+	def test_many_commits_while_a_job_is_queued_enqueue_one_job(self):
+		_server, connector = self.start_invoice_sync("One Job")
+		for _ in range(3):
+			self.submit_invoice()
+		self.assertEqual(len(queued_delivery_jobs(connector)), 1)
+		run_like_a_worker(queued_delivery_jobs(connector)[0])
+		self.assertEqual(queued_delivery_jobs(connector), [])
+
+	def test_deliveries_run_on_the_apps_queue_when_the_bench_has_workers_for_it(self):
+		_server, connector = self.start_invoice_sync("Queue")
+		self.addCleanup(get_queues_timeout.cache_clear)
+		with patch.dict(frappe.local.conf, {"workers": {QUEUE_NAME: {"timeout": 600}}}):
+			get_queues_timeout.cache_clear()
+			self.assertEqual(job_queue(), QUEUE_NAME)
+			self.assertTrue(enqueue_delivery(connector))
+			(job,) = queued_delivery_jobs(connector)
+			self.assertEqual(job.origin, get_queue(QUEUE_NAME).name)
+			discard_delivery_jobs(connector)
+
+		get_queues_timeout.cache_clear()
+		self.assertEqual(job_queue(), "default")
+		self.assertTrue(enqueue_delivery(connector))
+		(job,) = queued_delivery_jobs(connector)
+		self.assertEqual(job.origin, get_queue("default").name)
+		discard_delivery_jobs(connector)
+
+
+class TestOutboundGroups(OutboundTestCase):
+	def test_rows_sent_one_by_one_get_their_own_outcomes_written_together(self):
+		invoices = []
+
+		def responder(request):
+			number = request.json()["invoice_number"]
+			if number == invoices[1].name:
+				return 422, {}, {"error": "tax id missing"}
+			if number == invoices[2].name:
+				return 503, {}, {"error": "try later"}
+			if number == invoices[3].name:
+				return 201, {}, {"id": f"ACC-{invoices[0].name}"}
+			return accounting_responder(request)
+
+		server = self.start_server(responder)
+		connector, _mapping = self.setup_invoice_sync(server.url, "Group", circuit_failure_threshold=10)
+		invoices.extend(make_sales_invoice() for _ in range(5))
+		frappe.db.commit()
+		deliver(connector)
+
+		self.assertEqual(len(server.requests), 5)
+		logs = [self.log_for(invoice) for invoice in invoices]
+		self.assertEqual([log.status for log in logs], ["Success", "Dead", "Failed", "Dead", "Success"])
+		self.assertIn("tax id missing", logs[1].error)
+		self.assertIn("already belongs to", logs[3].error)
+		for invoice, log in zip(invoices, logs, strict=True):
+			expected = f"ACC-{invoice.name}" if log.status == "Success" else None
+			self.assertEqual(get_remote_id(connector, "Sales Invoice", invoice.name, "invoice"), expected)
+			if log.status == "Success":
+				self.assertEqual((log.external_id, log.http_status), (expected, 201))
+				self.assertEqual(json.loads(log.request)["body"]["invoice_number"], invoice.name)
+		health = frappe.db.get_value("Connector", connector, ["consecutive_failures", "health_status"])
+		self.assertEqual(health, (0, "Healthy"), "the success after the failure was not recorded")
 
 
 class TestOutboundBatch(OutboundTestCase):

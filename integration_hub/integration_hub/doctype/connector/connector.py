@@ -10,7 +10,8 @@ from frappe import _
 from frappe.model.document import Document
 from frappe.utils import get_url
 
-from integration_hub.connectors import clear_connector_clients
+from integration_hub.connectors import clear_connector_clients, connector_secrets, outbound_signer
+from integration_hub.engine.errors import ConfigurationError
 
 
 class Connector(Document):
@@ -21,6 +22,7 @@ class Connector(Document):
 		self.validate_limits()
 		self.validate_headers()
 		self.validate_time_zone()
+		self.validate_outbound_signing()
 
 	def on_update(self):
 		clear_connector_clients(self.name)
@@ -91,7 +93,7 @@ class Connector(Document):
 		seen = set()
 		for row in self.headers:
 			name = (row.header_name or "").strip()
-			if not name or any(ch in name for ch in " :\r\n"):
+			if not is_header_name(name):
 				frappe.throw(
 					_("Row {0}: {1} is not a valid HTTP header name.").format(row.idx, frappe.bold(name))
 				)
@@ -100,6 +102,26 @@ class Connector(Document):
 			if name.lower() in seen:
 				frappe.throw(_("Row {0}: header {1} is listed twice.").format(row.idx, frappe.bold(name)))
 			seen.add(name.lower())
+
+	def validate_outbound_signing(self):
+		if (self.outbound_signing_scheme or "None") == "None":
+			return
+		secrets = connector_secrets(self)
+		if not secrets["outbound_signing_secret"].strip():
+			frappe.throw(
+				_("Outbound signing with {0} needs a Signing Secret.").format(_(self.outbound_signing_scheme))
+			)
+		header = (self.outbound_signing_header or "").strip()
+		if self.outbound_signing_scheme == "HMAC Header" and not is_header_name(header):
+			frappe.throw(_("Signing Header {0} is not a valid HTTP header name.").format(frappe.bold(header)))
+		try:
+			outbound_signer(self, secrets)
+		except ConfigurationError as error:
+			frappe.throw(_("Outbound signing cannot be set up: {0}").format(error.message))
+
+
+def is_header_name(name: str) -> bool:
+	return bool(name) and not any(ch in name for ch in " :\r\n")
 
 
 def available_time_zones() -> set[str]:
