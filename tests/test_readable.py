@@ -26,7 +26,10 @@ def test_a_stored_request_shows_its_xml_body_indented():
 
 def test_xml_is_indented():
 	result = readable("<Envelope><Body><Ok>yes</Ok></Body></Envelope>")
-	assert result == {"format": "xml", "text": "<Envelope>\n  <Body>\n    <Ok>yes</Ok>\n  </Body>\n</Envelope>\n"}
+	assert result == {
+		"format": "xml",
+		"text": "<Envelope>\n  <Body>\n    <Ok>yes</Ok>\n  </Body>\n</Envelope>\n",
+	}
 
 
 def test_truncated_json_and_xml_stay_as_they_are():
