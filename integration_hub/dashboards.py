@@ -16,6 +16,7 @@ from frappe import _
 from frappe.utils import formatdate, getdate, now_datetime
 from frappe.utils.dateutils import get_dates_from_timegrain, get_from_date_from_timespan, get_period
 
+# every series is always sent, in this order, so each keeps its colour (the charts' custom_options)
 SERIES = {
 	"status": ("Success", "Queued", "Running", "Failed", "Dead", "Skipped", "Cancelled"),
 	"direction": ("Outbound", "Inbound"),
@@ -70,7 +71,8 @@ def outcomes_over_time(split: str, start: datetime, end: datetime, timegrain: st
 	return {
 		"labels": [period_label(date, timegrain) for date in period_ends],
 		"datasets": [
-			{"name": _(series), "values": counts[series]} for series in SERIES[split] if series in counts
+			{"name": _(series), "values": counts.get(series, [0] * len(period_ends))}
+			for series in SERIES[split]
 		],
 	}
 
@@ -89,9 +91,7 @@ def outcomes_by_connector(start: datetime, end: datetime) -> dict:
 	for row in rows:
 		totals[row.connector or ""] = totals.get(row.connector or "", 0) + row.rows_count
 	connectors = sorted(totals, key=lambda name: (-totals[name], name))[:TOP_CONNECTORS]
-	by_status = {
-		status: [0] * len(connectors) for status in SERIES["status"] if any(r.status == status for r in rows)
-	}
+	by_status = {status: [0] * len(connectors) for status in SERIES["status"]}
 	for row in rows:
 		if (row.connector or "") in connectors:
 			by_status[row.status][connectors.index(row.connector or "")] += row.rows_count

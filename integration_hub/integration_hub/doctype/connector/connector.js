@@ -38,7 +38,7 @@ frappe.ui.form.on("Connector", {
 						})
 					);
 				if (health.can_manage) {
-					frm.trigger("add_manager_buttons", health);
+					frm.trigger("add_manager_buttons");
 				}
 			});
 	},
