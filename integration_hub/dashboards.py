@@ -79,14 +79,7 @@ def outcomes_over_time(split: str, start: datetime, end: datetime, timegrain: st
 
 def outcomes_by_connector(start: datetime, end: datetime) -> dict:
 	"""Rows per connector in the window, stacked by status; the busiest connectors first."""
-	rows = frappe.db.sql(
-		"""select connector, status, count(*) as rows_count
-		from `tabSync Log` force index (modified_status_direction_connector_index)
-		where modified >= %(start)s and modified < %(end)s
-		group by connector, status""",
-		{"start": start, "end": end},
-		as_dict=True,
-	)
+	rows = connector_status_counts(start, end)
 	totals: dict[str, int] = {}
 	for row in rows:
 		totals[row.connector or ""] = totals.get(row.connector or "", 0) + row.rows_count
@@ -99,6 +92,30 @@ def outcomes_by_connector(start: datetime, end: datetime) -> dict:
 		"labels": [name or _("No connector") for name in connectors],
 		"datasets": [{"name": _(status), "values": values} for status, values in by_status.items()],
 	}
+
+
+def connector_status_counts(start: datetime, end: datetime) -> list:
+	"""(connector, status, rows_count) in the window. Grouping by the connector's name costs three times
+	as much as by a 32-bit checksum of it (a temporary table keyed by a long string), so the checksum groups
+	first; should two connectors ever share a checksum, the exact grouping runs instead."""
+	quick = frappe.db.sql(
+		"""select min(connector) as connector, max(connector) as other, status, count(*) as rows_count
+		from `tabSync Log` force index (modified_status_direction_connector_index)
+		where modified >= %(start)s and modified < %(end)s
+		group by crc32(connector), status""",
+		{"start": start, "end": end},
+		as_dict=True,
+	)
+	if all(row.connector == row.other for row in quick):
+		return quick
+	return frappe.db.sql(
+		"""select connector, status, count(*) as rows_count
+		from `tabSync Log` force index (modified_status_direction_connector_index)
+		where modified >= %(start)s and modified < %(end)s
+		group by connector, status""",
+		{"start": start, "end": end},
+		as_dict=True,
+	)
 
 
 def period_label(date, timegrain: str) -> str:

@@ -195,6 +195,16 @@ class TestWorkspaceNumbers(DeskTestCase):
 		with self.assertRaises(frappe.ValidationError):
 			outcomes_over_time("error", start, end)
 
+	def test_connectors_whose_names_share_a_checksum_are_still_counted_apart(self):
+		frappe.db.delete("Sync Log", {"modified": (">=", add_to_date(now_datetime(), days=-8))})
+		twins = ("IH Collide 89998", "IH Collide 27042200")  # the same CRC-32
+		insert_rows(twins[0], [{"status": "Success"}] * 3)
+		insert_rows(twins[1], [{"status": "Success"}] * 2)
+		by_connector = outcomes_by_connector(*window(frappe._dict(timespan="Last Week")))
+		self.assertEqual(by_connector["labels"], list(twins))
+		success = next(d for d in by_connector["datasets"] if d["name"] == "Success")
+		self.assertEqual(success["values"], [3, 2])
+
 	def test_card_and_chart_queries_read_an_index(self):
 		"""The statements behind the cards, the charts and the Connector form's counts read an index, never
 		the whole table, and the charts' grouped window is read from the index alone."""
