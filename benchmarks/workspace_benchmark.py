@@ -171,7 +171,8 @@ def report(repeat: int) -> None:
 	workspace = frappe.get_doc("Workspace", "Integration Hub")
 	for shortcut in workspace.shortcuts:
 		if shortcut.stats_filter:
-			filters = json.loads(shortcut.stats_filter)
+			# the widget turns [doctype, field, operator, value, hidden] rows into {field: [operator, value]}
+			filters = {row[1]: [row[2], row[3]] for row in json.loads(shortcut.stats_filter)}
 			timed(
 				f"{shortcut.label} ({shortcut.link_to})",
 				repeat,

@@ -375,8 +375,19 @@ def test_an_integration_manager_sets_up_watches_and_heals_an_integration(
 		message="the Delivered card's number",
 	)
 	assert delivered >= 3
-	screen.js("document.querySelector('.chart-wrapper, .widget.dashboard-widget-box')?.scrollIntoView()")
-	screen.shot("workspace-after")
+	screen.shot("workspace-after-cards")
+	screen.js("document.querySelector('.widget.dashboard-widget-box')?.scrollIntoView()")
+	# charts draw once scrolled into view, then grow their bars
+	wait_for(
+		lambda: screen.js(
+			"return [...document.querySelectorAll('.widget.dashboard-widget-box svg rect')]"
+			".some(r => parseFloat(r.getAttribute('height') || 0) > 2)"
+		),
+		timeout=30,
+		message="the charts' bars",
+	)
+	time.sleep(1.5)
+	screen.shot("workspace-after-charts")
 
 
 def test_a_plain_user_sees_no_connector_secrets_and_no_admin_buttons(browser, desk, world, screenshots):
