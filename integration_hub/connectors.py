@@ -20,7 +20,7 @@ from integration_hub.engine.policy import (
 	circuit_record_success,
 )
 from integration_hub.engine.ratelimit import RedisRateLimiter
-from integration_hub.engine.redact import redact_body
+from integration_hub.engine.redact import redact_body, redact_text
 from integration_hub.engine.rest import RestClient, RestConfig
 from integration_hub.engine.signing import OutboundSigner
 from integration_hub.engine.soap import SoapClient, SoapConfig
@@ -46,6 +46,7 @@ SECRET_FIELDS = (
 )
 SIGNING_SCHEMES = {"Standard Webhooks": "standard_webhooks", "HMAC Header": "hmac"}
 CIRCUIT_STATES = {"Closed": "closed", "Open": "open", "Half Open": "half_open"}
+PAUSED_UNTIL_RESUMED = datetime(9999, 12, 31)
 _runtimes: dict[str, ConnectorRuntime] = {}
 
 
@@ -245,7 +246,7 @@ def record_circuit_outcome(name: str, success: bool, error: str | None = None) -
 		],
 		as_dict=True,
 	)
-	if not row:
+	if not row or is_paused_by_hand(row):
 		return
 	state = CircuitState(
 		state=CIRCUIT_STATES.get(row.circuit_state or "Closed", "closed"),
@@ -280,9 +281,46 @@ def record_circuit_outcome(name: str, success: bool, error: str | None = None) -
 
 
 def health_for(state: CircuitState) -> str:
+	"""Healthy, Degraded (failures, still sending) or Failing (the breaker holds deliveries back).
+
+	Paused is only ever set by hand (``pause``), never by an outcome."""
 	if state.state != "closed":
-		return "Paused"
+		return "Failing"
 	return "Healthy" if not state.consecutive_failures else "Degraded"
+
+
+def is_paused_by_hand(row) -> bool:
+	"""Whether an administrator paused the connector: outcomes (a Test Connection) do not lift that."""
+	return (
+		row.health_status == "Paused"
+		and bool(row.paused_until)
+		and get_datetime(row.paused_until) > now_datetime()
+	)
+
+
+def pause(name: str) -> None:
+	"""Hold every delivery and pull of the connector until ``resume``."""
+	frappe.db.set_value(
+		"Connector",
+		name,
+		{"circuit_state": "Open", "paused_until": PAUSED_UNTIL_RESUMED, "health_status": "Paused"},
+		update_modified=False,
+	)
+
+
+def resume(name: str) -> None:
+	"""Lift a pause (by hand or by the circuit breaker); the next outcome decides the health again."""
+	frappe.db.set_value(
+		"Connector",
+		name,
+		{
+			"circuit_state": "Closed",
+			"paused_until": None,
+			"consecutive_failures": 0,
+			"health_status": "Unknown",
+		},
+		update_modified=False,
+	)
 
 
 def to_epoch(value) -> float | None:
@@ -291,3 +329,62 @@ def to_epoch(value) -> float | None:
 
 def from_epoch(value: float | None) -> datetime | None:
 	return datetime.fromtimestamp(value) if value else None
+
+
+WAITING_STATUSES = ("Queued", "Running", "Failed")
+HEALTH_COLORS = {
+	"Healthy": "green",
+	"Degraded": "orange",
+	"Paused": "blue",
+	"Failing": "red",
+	"Disabled": "gray",
+	"Unknown": "gray",
+}
+
+
+def health_summary(name: str) -> dict:
+	"""What the Connector form shows about one connector: an indicator with its reason, the last success and
+	failure, the circuit, and how many Sync Log rows wait for it (counted on the (connector, status) index)."""
+	doc = frappe.get_doc("Connector", name)
+	counts = dict(
+		frappe.db.sql(
+			"""select status, count(*) from `tabSync Log`
+			where connector = %(connector)s and status in %(statuses)s group by status""",
+			{"connector": name, "statuses": (*WAITING_STATUSES, "Dead")},
+		)
+	)
+	indicator, reason = health_reason(doc)
+	return {
+		"indicator": indicator,
+		"color": HEALTH_COLORS[indicator],
+		"reason": redact_text(reason, secret_values(name)),
+		"circuit_state": doc.circuit_state or "Closed",
+		"paused_until": None if is_paused_by_hand(doc) else doc.paused_until,
+		"consecutive_failures": doc.consecutive_failures or 0,
+		"last_success_at": doc.last_success_at,
+		"last_failure_at": doc.last_failure_at,
+		"waiting": sum(counts.get(status, 0) for status in WAITING_STATUSES),
+		"dead": counts.get("Dead", 0),
+		"webhook_url": doc.webhook_url,
+	}
+
+
+def health_reason(doc) -> tuple[str, str]:
+	if not doc.enabled:
+		return "Disabled", _("The connector is disabled: nothing is sent to it or pulled from it.")
+	if is_paused_by_hand(doc):
+		return "Paused", _("Paused by an administrator: nothing is sent or pulled until Resume.")
+	last_error = doc.last_error or _("no reason recorded")
+	if doc.circuit_state in ("Open", "Half Open"):
+		return "Failing", _(
+			"{0} calls in a row failed, so deliveries wait until {1}. Last error: {2}"
+		).format(doc.consecutive_failures or 0, frappe.utils.format_datetime(doc.paused_until), last_error)
+	if doc.consecutive_failures:
+		return "Degraded", _(
+			"The last {0} calls failed; deliveries go on with retries. Last error: {1}"
+		).format(doc.consecutive_failures, last_error)
+	if doc.last_success_at:
+		return "Healthy", _("The last call succeeded at {0}.").format(
+			frappe.utils.format_datetime(doc.last_success_at)
+		)
+	return "Unknown", _("Nothing has been sent yet: use Test Connection to check the connector.")

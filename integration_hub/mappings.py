@@ -7,6 +7,7 @@ from frappe import _
 
 from integration_hub.engine.errors import MappingError
 from integration_hub.engine.mapping import CompiledMapping, FieldRule, compile_condition, compile_mapping
+from integration_hub.inbound.builders import builder_for
 
 OUTBOUND_INDEX_KEY = "integration_hub:outbound_index"
 STANDARD_FIELDS = frozenset(
@@ -171,6 +172,55 @@ def doctype_path_error(doctype: str, path: str) -> str | None:
 				frappe.bold(fieldname), _(df.fieldtype)
 			)
 	return None
+
+
+def field_path_errors(mapping) -> list[tuple[object, str]]:
+	"""(row, message) for every row whose DocType-side field does not exist: the source of an outbound row
+	read by field or path, the target of an inbound row."""
+	outbound = mapping.direction == "Outbound"
+	doctype = mapping.source_doctype if outbound else mapping.target_doctype
+	label = _("Source") if outbound else _("Target")
+	builder = None if outbound else builder_for(mapping)
+	errors = []
+	for row in mapping.fields:
+		if builder is not None:
+			if (row.target or "").strip() not in builder.inputs:
+				errors.append((row, builder_input_message(mapping, row, builder)))
+			continue
+		path = (row.source if outbound else row.target) or ""
+		if not doctype or not path.strip() or (outbound and row.source_type not in ("Field", "Path")):
+			continue
+		error = doctype_path_error(doctype, path.strip())
+		if error:
+			errors.append(
+				(
+					row,
+					_("Row {0}: {1} {2} does not exist: {3}.").format(
+						row.idx, label, frappe.bold(path), error
+					),
+				)
+			)
+	return errors
+
+
+def builder_input_message(mapping, row, builder) -> str:
+	return _("Row {0}: {1} is not an input of {2}; use one of {3}.").format(
+		row.idx, frappe.bold(row.target), _(mapping.document_builder), ", ".join(builder.inputs)
+	)
+
+
+def row_errors(mapping) -> dict[int, str]:
+	"""{row idx: message} for every field row that is wrong on its own, all at once (saving stops at the
+	first): a DocType field that does not exist, or a rule the engine cannot compile."""
+	errors = {row.idx: message for row, message in field_path_errors(mapping)}
+	for row, rule in zip(mapping.fields, field_rules(mapping), strict=True):
+		if row.idx in errors:
+			continue
+		try:
+			compile_mapping([rule], "")
+		except MappingError as error:
+			errors[row.idx] = _("Row {0}: {1}").format(row.idx, error.message)
+	return errors
 
 
 def validation_message(error: MappingError) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import frappe
 import requests
 from frappe import _
+from frappe.utils import cint
 
 from integration_hub.bindings import find_document, get_remote_id
 from integration_hub.connectors import get_connector, secret_values
@@ -17,7 +18,7 @@ from integration_hub.engine.mapping import render_path
 from integration_hub.engine.redact import redact_text
 from integration_hub.inbound.apply import external_id_of, inbound_plan, link_lookup
 from integration_hub.inbound.pull import enqueue_pull, fresh_since, reset_position, source_pages
-from integration_hub.mappings import compile_mapping_doc
+from integration_hub.mappings import compile_mapping_doc, row_errors
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "mapping_templates"
 
@@ -82,8 +83,11 @@ def load_template(name: str) -> dict:
 
 
 @frappe.whitelist(methods=["POST"])
-def create_from_template(template: str, connector: str, mapping_name: str | None = None) -> str:
-	"""Create an enabled-but-editable Mapping from a bundled template for the given connector."""
+def create_from_template(
+	template: str, connector: str, mapping_name: str | None = None, enabled: int | str = 1
+) -> str:
+	"""Create an editable Mapping from a bundled template for the given connector; the guided setup creates it
+	disabled and enables it once the admin has seen a preview."""
 	frappe.has_permission("Mapping", "create", throw=True)
 	data = load_template(template)
 	mapping = frappe.get_doc(
@@ -93,10 +97,21 @@ def create_from_template(template: str, connector: str, mapping_name: str | None
 			"mapping_name": mapping_name or f"{data['title']} - {connector}",
 			"connector": connector,
 			"template": template,
+			"enabled": cint(enabled),
 		}
 	)
 	mapping.insert()
 	return mapping.name
+
+
+@frappe.whitelist(methods=["POST"])
+def check_rows(doc) -> dict:
+	"""Every wrong field row of a Mapping as the form holds it (saved or not), each with its own message."""
+	mapping = frappe.get_doc(frappe.parse_json(doc))
+	if mapping.doctype != "Mapping":
+		frappe.throw(_("Only Mapping rows can be checked."))
+	frappe.has_permission("Mapping", "create" if mapping.is_new() else "write", throw=True)
+	return {str(idx): message for idx, message in row_errors(mapping).items()}
 
 
 PREVIEW_RECORDS = 10

@@ -8,6 +8,9 @@ import frappe
 from frappe import _
 from frappe.utils import now_datetime
 
+from integration_hub.connectors import secret_values
+from integration_hub.engine.readable import readable
+from integration_hub.engine.redact import redact_body
 from integration_hub.inbound.apply import enqueue_apply
 from integration_hub.outbound.dispatch import enqueue_delivery
 
@@ -16,19 +19,19 @@ CANCELLABLE_STATUSES = ("Queued", "Failed")
 
 
 def load_rows(names, fields: list[str]) -> list:
-	"""The named rows, after checking the user may change each one."""
+	"""The named rows, after checking the user may change them: one permission check for the DocType and
+	one permission-filtered query for the rows, however many are selected (a bulk action is one request
+	and a handful of statements, not one round of checks per row)."""
 	if isinstance(names, str):
 		names = json.loads(names) if names.startswith("[") else [names]
 	if not names:
 		frappe.throw(_("Select at least one Sync Log row."))
 	frappe.has_permission("Sync Log", "write", throw=True)
-	rows = frappe.get_all(
+	rows = frappe.get_list(
 		"Sync Log", filters={"name": ("in", list(names))}, fields=["name", "status", *fields]
 	)
 	if len(rows) != len(set(names)):
-		frappe.throw(_("Some of the selected Sync Log rows no longer exist."))
-	for row in rows:
-		frappe.has_permission("Sync Log", "write", row.name, throw=True)
+		frappe.throw(_("Some of the selected Sync Log rows no longer exist or are not yours to change."))
 	return rows
 
 
@@ -80,3 +83,16 @@ def set_status_where(names: list[str], allowed_statuses: tuple[str, ...], values
 	for field, value in values.items():
 		query = query.set(log[field], value)
 	query.where(log.name.isin(names) & log.status.isin(allowed_statuses)).run()
+
+
+@frappe.whitelist()
+def readable_bodies(name: str) -> dict:
+	"""The row's payload, request and response laid out for reading (JSON or XML indented), with the
+	connector's secrets and sensitive keys masked once more, whatever was stored."""
+	frappe.has_permission("Sync Log", "read", name, throw=True)
+	row = frappe.db.get_value("Sync Log", name, ["connector", "payload", "request", "response"], as_dict=True)
+	secrets = secret_values(row.connector)
+	return {
+		field: readable(redact_body(row.get(field) or "", secrets))
+		for field in ("payload", "request", "response")
+	}

@@ -565,7 +565,7 @@ class TestOutboundCircuitBreaker(OutboundTestCase):
 		state = frappe.db.get_value(
 			"Connector", connector, ["circuit_state", "paused_until", "health_status"], as_dict=True
 		)
-		self.assertEqual((state.circuit_state, state.health_status), ("Open", "Paused"))
+		self.assertEqual((state.circuit_state, state.health_status), ("Open", "Failing"))
 		self.assertGreater(get_datetime(state.paused_until), now_datetime())
 		waiting = [self.log_for(invoice) for invoice in invoices[2:]]
 		self.assertEqual([(row.status, row.attempts) for row in waiting], [("Queued", 0), ("Queued", 0)])

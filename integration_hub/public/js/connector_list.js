@@ -4,7 +4,7 @@ frappe.listview_settings["Connector"] = {
 		if (!doc.enabled) {
 			return [__("Disabled"), "gray", "enabled,=,0"];
 		}
-		const colors = { Healthy: "green", Degraded: "orange", Paused: "orange", Failing: "red" };
+		const colors = { Healthy: "green", Degraded: "orange", Paused: "blue", Failing: "red" };
 		const status = doc.health_status || "Unknown";
 		return [__(status), colors[status] || "gray", "health_status,=," + status];
 	},

@@ -13,6 +13,43 @@ frappe.ui.form.on("Connector", {
 			return;
 		}
 		frm.trigger("show_health");
+		frm.add_custom_button(
+			__("Sync Log"),
+			() => frappe.set_route("List", "Sync Log", { connector: frm.doc.name }),
+			__("View")
+		);
+		frm.add_custom_button(
+			__("Mappings"),
+			() => frappe.set_route("List", "Mapping", { connector: frm.doc.name }),
+			__("View")
+		);
+	},
+
+	show_health(frm) {
+		frappe
+			.xcall("integration_hub.api.connector.connector_health", { connector: frm.doc.name })
+			.then((health) => {
+				frm.page.set_indicator(__(health.indicator), health.color);
+				frm.dashboard.clear_headline();
+				frm.dashboard.set_headline(integration_hub_health_html(health), health.color);
+				frm.$wrapper
+					.find(".ih-copy-webhook")
+					.on("click", () => frappe.utils.copy_to_clipboard(health.webhook_url));
+				frm.$wrapper
+					.find(".ih-waiting-rows")
+					.on("click", () =>
+						frappe.set_route("List", "Sync Log", {
+							connector: frm.doc.name,
+							status: ["in", ["Queued", "Running", "Failed"]],
+						})
+					);
+				if (health.can_manage) {
+					frm.trigger("add_manager_buttons");
+				}
+			});
+	},
+
+	add_manager_buttons(frm) {
 		frm.add_custom_button(__("Test Connection"), () => {
 			frappe.call({
 				method: "integration_hub.api.connector.test_connection",
@@ -30,30 +67,42 @@ frappe.ui.form.on("Connector", {
 				},
 			});
 		});
-		frm.add_custom_button(
-			__("Sync Log"),
-			() => frappe.set_route("List", "Sync Log", { connector: frm.doc.name }),
-			__("View")
+		const paused = frm.doc.circuit_state !== "Closed" || frm.doc.health_status === "Paused";
+		const action = paused ? "resume_connector" : "pause_connector";
+		frm.add_custom_button(paused ? __("Resume") : __("Pause"), () =>
+			frappe.call({
+				method: `integration_hub.api.connector.${action}`,
+				args: { connector: frm.doc.name },
+				freeze: true,
+				callback() {
+					frappe.show_alert({
+						message: paused ? __("Deliveries resumed") : __("Deliveries paused"),
+						indicator: paused ? "green" : "blue",
+					});
+					frm.reload_doc();
+				},
+			})
 		);
-		frm.add_custom_button(
-			__("Mappings"),
-			() => frappe.set_route("List", "Mapping", { connector: frm.doc.name }),
-			__("View")
-		);
-	},
-
-	show_health(frm) {
-		const colors = { Healthy: "green", Degraded: "orange", Paused: "orange", Failing: "red" };
-		const status = frm.doc.health_status || "Unknown";
-		frm.page.set_indicator(__(status), colors[status] || "gray");
-		if (frm.doc.circuit_state === "Open" && frm.doc.paused_until) {
-			frm.dashboard.set_headline(
-				__("Deliveries are paused until {0} after repeated failures: {1}", [
-					frappe.datetime.str_to_user(frm.doc.paused_until),
-					frappe.utils.escape_html(frm.doc.last_error || ""),
-				]),
-				"orange"
-			);
-		}
 	},
 });
+
+function integration_hub_health_html(health) {
+	const esc = frappe.utils.escape_html;
+	const when = (value) => (value ? frappe.datetime.str_to_user(value) : __("never"));
+	const lines = [
+		`<b>${esc(__(health.indicator))}</b>: ${esc(health.reason)}`,
+		`${__("Last success")}: ${esc(when(health.last_success_at))} &middot; ${__("Last failure")}: ${esc(
+			when(health.last_failure_at)
+		)} &middot; ${__("Circuit")}: ${esc(__(health.circuit_state))}`,
+		`<a class="ih-waiting-rows">${esc(__("Rows waiting: {0}", [health.waiting]))}</a> &middot; ${esc(
+			__("Dead rows: {0}", [health.dead])
+		)}`,
+	];
+	if (health.webhook_url) {
+		lines.push(
+			`${__("Webhook URL")}: <code class="ih-webhook-url">${esc(health.webhook_url)}</code>
+			<button class="btn btn-xs btn-default ih-copy-webhook">${__("Copy")}</button>`
+		);
+	}
+	return `<div class="ih-connector-health">${lines.join("<br>")}</div>`;
+}

@@ -2,7 +2,73 @@
 // For license information, please see license.txt
 
 frappe.ui.form.on("Mapping", {
+	onload_post_render(frm) {
+		frm.trigger("suggest_fields");
+	},
+
+	direction(frm) {
+		frm.trigger("suggest_fields");
+	},
+
+	source_doctype(frm) {
+		frm.trigger("suggest_fields");
+	},
+
+	target_doctype(frm) {
+		frm.trigger("suggest_fields");
+	},
+
+	validate(frm) {
+		frm.trigger("check_rows");
+	},
+
+	// Source (outbound) or target (inbound) of a field row: the DocType's real fields, child-table rows as
+	// items[].item_code, mandatory ones marked; free text stays allowed for paths and expressions.
+	suggest_fields(frm) {
+		const outbound = frm.doc.direction !== "Inbound";
+		const doctype = outbound ? frm.doc.source_doctype : frm.doc.target_doctype;
+		const grid = frm.fields_dict.fields.grid;
+		["source", "target"].forEach((fieldname) => {
+			grid.update_docfield_property(fieldname, "ignore_validation", 1);
+			grid.update_docfield_property(fieldname, "options", []);
+		});
+		if (!doctype) {
+			return;
+		}
+		integration_hub_field_paths(doctype).then((paths) => {
+			grid.update_docfield_property(outbound ? "source" : "target", "options", paths);
+			frm.ih_required_fields = paths.filter((path) => path.reqd).map((path) => path.value);
+			frm.trigger("show_required");
+		});
+	},
+
+	show_required(frm) {
+		if (frm.doc.direction !== "Inbound" || !frm.ih_required_fields) {
+			frm.set_df_property("fields", "description", "");
+			return;
+		}
+		const mapped = new Set((frm.doc.fields || []).map((row) => (row.target || "").trim()));
+		const missing = frm.ih_required_fields.filter((fieldname) => !mapped.has(fieldname));
+		frm.set_df_property(
+			"fields",
+			"description",
+			missing.length
+				? __("{0} needs these fields, which no row fills (unless the DocType has a default): {1}", [
+						__(frm.doc.target_doctype),
+						missing.join(", "),
+				  ])
+				: ""
+		);
+	},
+
+	check_rows(frm) {
+		return frappe
+			.xcall("integration_hub.api.mapping.check_rows", { doc: frm.doc })
+			.then((errors) => integration_hub_show_row_errors(frm, errors || {}));
+	},
+
 	refresh(frm) {
+		frm.trigger("show_required");
 		if (frm.is_new()) {
 			frm.add_custom_button(__("Load Template"), () => frm.trigger("load_template"));
 			return;
@@ -186,3 +252,63 @@ frappe.ui.form.on("Mapping", {
 		});
 	},
 });
+
+frappe.ui.form.on("Mapping Field", {
+	source(frm) {
+		frm.trigger("check_rows");
+	},
+	target(frm) {
+		frm.trigger("check_rows");
+		frm.trigger("show_required");
+	},
+	transform(frm) {
+		frm.trigger("check_rows");
+	},
+	argument(frm) {
+		frm.trigger("check_rows");
+	},
+	fields_remove(frm) {
+		frm.trigger("check_rows");
+		frm.trigger("show_required");
+	},
+});
+
+function integration_hub_field_paths(doctype) {
+	return frappe.model.with_doctype(doctype).then(() => {
+		const meta = frappe.get_meta(doctype);
+		const paths = [{ value: "name", label: "name (ID)" }];
+		const describe = (df, value) => ({
+			value,
+			label: `${value} (${__(df.label || df.fieldname)})${df.reqd ? " *" : ""}`,
+			reqd: df.reqd && !df.default,
+		});
+		meta.fields.forEach((df) => {
+			if (frappe.model.table_fields.includes(df.fieldtype)) {
+				(frappe.get_meta(df.options)?.fields || [])
+					.filter((child) => !frappe.model.no_value_type.includes(child.fieldtype))
+					.forEach((child) => paths.push({ ...describe(child, `${df.fieldname}[].${child.fieldname}`), reqd: false }));
+			} else if (!frappe.model.no_value_type.includes(df.fieldtype)) {
+				paths.push(describe(df, df.fieldname));
+			}
+		});
+		return paths;
+	});
+}
+
+// One message per invalid row, shown under that row in the grid and in the field's description.
+function integration_hub_show_row_errors(frm, errors) {
+	const grid = frm.fields_dict.fields.grid;
+	grid.wrapper.find(".ih-row-error").remove();
+	(grid.grid_rows || []).forEach((grid_row) => {
+		const message = errors[String(grid_row.doc.idx)];
+		grid_row.row.toggleClass("ih-invalid-row", Boolean(message));
+		grid_row.row.css("background-color", message ? "var(--bg-red)" : "");
+		if (message) {
+			const text = new DOMParser().parseFromString(message, "text/html").body.textContent;
+			$(`<div class="ih-row-error text-danger small" style="padding: 2px 12px;"></div>`)
+				.text(text)
+				.insertAfter(grid_row.row);
+		}
+	});
+	frm.ih_row_errors = errors;
+}

@@ -15,7 +15,7 @@ from integration_hub.engine.mapping import check_template, compile_condition, co
 from integration_hub.inbound.builders import builder_for
 from integration_hub.mappings import (
 	clear_outbound_index,
-	doctype_path_error,
+	field_path_errors,
 	field_rules,
 	unreadable_fields,
 	validation_message,
@@ -31,12 +31,13 @@ class Mapping(Document):
 			self.validate_events()
 			self.validate_source_access()
 			self.validate_duplicate_mapping()
-			self.validate_source_fields()
+			self.validate_field_paths()
 			self.validate_batching()
 		else:
 			self.validate_trigger()
 			self.validate_target_access()
-			self.validate_target_fields()
+			self.validate_builder_target()
+			self.validate_field_paths()
 			self.validate_links()
 			self.validate_match_fields()
 			self.validate_request_arguments()
@@ -156,37 +157,19 @@ class Mapping(Document):
 				title=_("Duplicate Mapping"),
 			)
 
-	def validate_source_fields(self):
-		for row in self.fields:
-			if row.source_type in ("Field", "Path") and row.source:
-				self.validate_doctype_path(self.source_doctype, row.source, row.idx, _("Source"))
-
-	def validate_target_fields(self):
+	def validate_builder_target(self):
 		builder = builder_for(self)
-		if builder is None:
-			for row in self.fields:
-				self.validate_doctype_path(self.target_doctype, row.target, row.idx, _("Target"))
-			return
-		if self.target_doctype != builder.doctype:
+		if builder is not None and self.target_doctype != builder.doctype:
 			frappe.throw(
 				_("{0} creates {1}; set the Target DocType to {1}.").format(
 					_(self.document_builder), _(builder.doctype)
 				)
 			)
-		for row in self.fields:
-			if row.target.strip() not in builder.inputs:
-				frappe.throw(
-					_("Row {0}: {1} is not an input of {2}; use one of {3}.").format(
-						row.idx, frappe.bold(row.target), _(self.document_builder), ", ".join(builder.inputs)
-					)
-				)
 
-	def validate_doctype_path(self, doctype, path, idx, label):
-		error = doctype_path_error(doctype, path.strip())
-		if error:
-			frappe.throw(
-				_("Row {0}: {1} {2} does not exist: {3}.").format(idx, label, frappe.bold(path), error)
-			)
+	def validate_field_paths(self):
+		errors = field_path_errors(self)
+		if errors:
+			frappe.throw(errors[0][1])
 
 	def validate_batching(self):
 		if (self.batch_size or 0) > 1 and self.connector_protocol == "REST" and not self.batch_path:
