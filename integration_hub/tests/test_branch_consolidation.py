@@ -13,6 +13,7 @@ import time
 
 import frappe
 
+from integration_hub.mappings import clear_outbound_index
 from integration_hub.outbound.outbox import deliver
 from integration_hub.tests.utils import (
 	ServedSiteTestCase,
@@ -73,6 +74,14 @@ class TestBranchToHeadOffice(ServedSiteTestCase):
 		mapping.body_template = mapping.body_template.replace("BRANCH-1", cls.branch)
 		mapping.save(ignore_permissions=True)
 		frappe.db.commit()
+
+	@classmethod
+	def tearDownClass(cls):
+		"""Its outbound mapping listens to every Sales Invoice submit; later tests must not meet it."""
+		frappe.db.set_value("Mapping", "IH Head Office Invoices", "enabled", 0)
+		clear_outbound_index()
+		frappe.db.commit()
+		super().tearDownClass()
 
 	def deliver_everything(self, seconds: float = 120) -> None:
 		deadline = time.monotonic() + seconds
