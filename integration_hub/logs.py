@@ -32,28 +32,37 @@ def keep_bodies_days() -> int:
 
 
 def trim_successful_bodies() -> int:
-	"""Daily: drop request, response and payload of Success and Skipped rows older than the setting, in chunks."""
+	"""Daily: drop request, response and payload of Success and Skipped rows older than the setting.
+
+	It walks the table in name order, a chunk at a time with a commit between, so it never reads a row twice
+	however many it has already trimmed, and never holds locks for long.
+	"""
 	before = now_datetime() - timedelta(days=keep_bodies_days())
-	trimmed = 0
+	trimmed, after = 0, ""
 	while True:
-		names = frappe.db.sql_list(
+		rows = frappe.db.sql(
 			"""
-			select name from `tabSync Log`
-			where status in ('Success', 'Skipped') and modified < %(before)s
-				and (request is not null or response is not null or payload is not null)
+			select name, (request is not null or response is not null or payload is not null) as has_body
+			from `tabSync Log`
+			where name > %(after)s and status in ('Success', 'Skipped') and modified < %(before)s
+			order by name
 			limit %(chunk)s
 			""",
-			{"before": before, "chunk": CHUNK},
+			{"after": after, "before": before, "chunk": CHUNK},
+			as_dict=True,
 		)
-		if not names:
+		if not rows:
 			return trimmed
-		frappe.db.sql(
-			"""update `tabSync Log` set request = null, response = null, payload = null
-			where name in %(names)s""",
-			{"names": names},
-		)
-		frappe.db.commit()
-		trimmed += len(names)
+		after = rows[-1].name
+		names = [row.name for row in rows if row.has_body]
+		if names:
+			frappe.db.sql(
+				"""update `tabSync Log` set request = null, response = null, payload = null
+				where name in %(names)s""",
+				{"names": names},
+			)
+			frappe.db.commit()
+			trimmed += len(names)
 
 
 def clear_finished_rows(days: int) -> int:

@@ -106,25 +106,43 @@ def supersede_stale_rows(connector: str | None = None) -> None:
 
 	Payloads are built from the document at delivery time, so the newest row carries the newest
 	state; sending the older rows first could only let an older version reach the remote last.
+	The waiting update rows are found first through the (connector, status) index, each one's newer row
+	through the document's index, and only those are updated: a one-statement UPDATE … JOIN let MariaDB
+	read the whole history (3.4 s a delivery on a million rows).
 	"""
 	conditions = "and old.connector = %(connector)s" if connector else ""
-	frappe.db.sql(
+	stale = frappe.db.sql(
 		f"""
-		update `tabSync Log` old
-		join `tabSync Log` newer
-			on newer.mapping = old.mapping
-			and newer.reference_doctype = old.reference_doctype
-			and newer.reference_name = old.reference_name
-			and newer.event = old.event
-			and newer.status = 'Queued'
-			and (newer.creation > old.creation or (newer.creation = old.creation and newer.name > old.name))
-		set old.status = 'Skipped', old.error = concat('Superseded by the newer change ', newer.name),
-			old.modified = %(now)s
-		where old.direction = 'Outbound' and old.status in ('Queued', 'Failed')
+		select old.name, (
+			select newer.name from `tabSync Log` newer
+			where newer.reference_doctype = old.reference_doctype
+				and newer.reference_name = old.reference_name
+				and newer.mapping = old.mapping
+				and newer.event = old.event
+				and newer.status = 'Queued'
+				and (newer.creation > old.creation or (newer.creation = old.creation and newer.name > old.name))
+			limit 1
+		) as newer
+		from `tabSync Log` old
+		where old.status in ('Queued', 'Failed') and old.direction = 'Outbound'
 			and old.event in %(events)s {conditions}
 		""",
-		{"connector": connector, "events": COALESCED_EVENTS, "now": now_datetime()},
+		{"connector": connector, "events": COALESCED_EVENTS},
+		as_dict=True,
 	)
+	for row in stale:
+		if row.newer:
+			frappe.db.sql(
+				"""
+				update `tabSync Log` set status = 'Skipped', error = %(error)s, modified = %(now)s
+				where name = %(name)s and status in ('Queued', 'Failed')
+				""",
+				{
+					"name": row.name,
+					"error": f"Superseded by the newer change {row.newer}",
+					"now": now_datetime(),
+				},
+			)
 	frappe.db.commit()
 
 
