@@ -22,6 +22,7 @@ import resource
 import time
 
 import frappe
+from on_site import run_on_site
 
 BENCH_CONNECTOR = "IH Inbound Bench"
 
@@ -36,18 +37,15 @@ def parse_args() -> argparse.Namespace:
 	return parser.parse_args()
 
 
+def measure(args: argparse.Namespace) -> None:
+	measure_pos_pull(args.sales, args.rounds)
+	if not args.skip_memory:
+		measure_long_pull(args.records)
+
+
 def main() -> None:
 	args = parse_args()
-	frappe.init(site=args.site, sites_path=".")
-	frappe.connect()
-	frappe.set_user("Administrator")
-	try:
-		measure_pos_pull(args.sales, args.rounds)
-		if not args.skip_memory:
-			measure_long_pull(args.records)
-	finally:
-		frappe.db.rollback()
-		frappe.destroy()
+	run_on_site(args.site, lambda: measure(args))
 
 
 # --- (a) POS sales ---------------------------------------------------------------------------------------------

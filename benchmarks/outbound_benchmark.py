@@ -28,6 +28,7 @@ import time
 
 import frappe
 import requests
+from on_site import run_on_site
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,14 +44,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
 	args = parse_args()
-	frappe.init(site=args.site, sites_path=".")
-	frappe.connect()
-	frappe.set_user("Administrator")
-	try:
-		run(args)
-	finally:
-		frappe.db.rollback()
-		frappe.destroy()
+	run_on_site(args.site, lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ import sys
 import time
 
 import frappe
+from on_site import run_on_site
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import outbound_benchmark as outbound
@@ -44,14 +45,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
 	args = parse_args()
-	frappe.init(site=args.site, sites_path=".")
-	frappe.connect()
-	frappe.set_user("Administrator")
-	try:
-		run(args)
-	finally:
-		frappe.db.rollback()
-		frappe.destroy()
+	run_on_site(args.site, lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> None:

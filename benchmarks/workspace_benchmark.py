@@ -22,6 +22,7 @@ import time
 
 import frappe
 from frappe.utils import add_to_date, now_datetime
+from on_site import run_on_site
 
 CONNECTORS = [f"IH Bench Connector {n}" for n in range(10)]
 CHUNK = 100_000
@@ -45,20 +46,17 @@ def parse_args() -> argparse.Namespace:
 	return parser.parse_args()
 
 
+def measure(args: argparse.Namespace) -> None:
+	seed(args.rows)
+	report(args.repeat)
+	if args.cleanup:
+		frappe.db.sql("delete from `tabSync Log` where name like 'bench-%'")
+		frappe.db.commit()
+
+
 def main() -> None:
 	args = parse_args()
-	frappe.init(site=args.site, sites_path=".")
-	frappe.connect()
-	frappe.set_user("Administrator")
-	try:
-		seed(args.rows)
-		report(args.repeat)
-		if args.cleanup:
-			frappe.db.sql("delete from `tabSync Log` where name like 'bench-%'")
-			frappe.db.commit()
-	finally:
-		frappe.db.rollback()
-		frappe.destroy()
+	run_on_site(args.site, lambda: measure(args))
 
 
 def seed(rows: int) -> None:
