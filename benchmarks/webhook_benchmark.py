@@ -12,9 +12,8 @@ The site is served by gunicorn on 127.0.0.1 for the run. It prints figures measu
   insert of one row (``POST /api/resource/ToDo``) from the same client;
 * events applied per second by one worker process (``apply_due_rows``) after they were acknowledged;
 * a soak of requests mixing valid events with tampered, stale, replayed, unsigned, oversize and malformed
-  ones, printing accepted / duplicate / rejected / 5xx counts. A malformed body sent as ``application/json``
-  is parsed by Frappe before any app code runs and answered 500 by Frappe itself; it is counted on a line of
-  its own.
+  ones (some malformed bodies sent as ``application/json``, which Frappe parses before any app code runs),
+  printing accepted / duplicate / rejected / 5xx counts and the answers per kind.
 """
 
 from __future__ import annotations

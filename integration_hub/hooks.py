@@ -13,6 +13,8 @@ before_install = "integration_hub.install.ensure_roles"
 after_migrate = "integration_hub.install.ensure_roles"
 before_uninstall = "integration_hub.install.before_uninstall"
 
+after_request = ["integration_hub.api.webhook.answer_unparsable_json"]
+
 doctype_list_js = {
 	"Connector": "public/js/connector_list.js",
 	"Sync Log": "public/js/sync_log_list.js",

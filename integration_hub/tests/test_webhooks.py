@@ -180,6 +180,13 @@ class TestWebhooks(ServedSiteTestCase):
 			"replayed an hour later": (STANDARD, body, stale, 401),
 			"unsigned": (STANDARD, body, {"Content-Type": "application/json"}, 401),
 			"oversize": (STANDARD, oversize, standard_headers(STANDARD_SECRET, oversize, "msg_bad"), 413),
+			"malformed JSON sent as JSON": (
+				STANDARD,
+				malformed,
+				standard_headers(STANDARD_SECRET, malformed, "msg_bad"),
+				400,
+			),
+			"malformed JSON, unsigned": (STANDARD, malformed, {"Content-Type": "application/json"}, 401),
 			"malformed JSON": (
 				STANDARD,
 				malformed,
@@ -201,7 +208,7 @@ class TestWebhooks(ServedSiteTestCase):
 		)
 		self.assertFalse(frappe.db.exists("Customer", {"customer_name": "IH Never Created"}))
 		counted = frappe.db.get_value("Connector", STANDARD, ["webhook_rejections", "webhook_last_rejection"])
-		self.assertEqual(counted[0] - rejections_before, 8)
+		self.assertEqual(counted[0] - rejections_before, 10)
 		self.assertIn("JSON", counted[1])
 
 	def test_a_client_over_the_connector_rate_gets_429(self):
