@@ -37,6 +37,7 @@ doc_events = {
 scheduler_events = {
 	"daily_long": [
 		"integration_hub.logs.trim_successful_bodies",
+		"integration_hub.reconciliation.reconcile_yesterday",
 	],
 	"cron": {
 		"* * * * *": [
@@ -46,5 +47,7 @@ scheduler_events = {
 		],
 	},
 }
+
+ignore_links_on_delete = ["Sync Log", "Integration Binding", "Reconciliation Difference"]
 
 default_log_clearing_doctypes = {"Sync Log": 30}

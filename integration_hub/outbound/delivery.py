@@ -48,6 +48,9 @@ class OutboundCall:
 	binding: Any = None
 	response_replaces_binding: bool = False
 	request_log: dict = field(default_factory=dict)
+	targeted: bool = False
+	"""The row names the remote object it acts on (a duplicate to void), which is not the document's own:
+	the binding is neither used nor changed."""
 
 
 def deliver_rows(rows: list) -> None:
@@ -124,7 +127,8 @@ def prepare_call(row, mapping, runtime: ConnectorRuntime, documents: dict, bindi
 	document = documents.get(row.name)
 	if document is None:
 		raise SkipRow(_("{0} {1} no longer exists").format(_(row.reference_doctype), row.reference_name))
-	remote_id = binding.external_id if binding else None
+	targeted = bool(row.get("targets_remote_id"))
+	remote_id = row.external_id if targeted else (binding.external_id if binding else None)
 	context = {
 		"event": row.event,
 		"idempotency_key": row.idempotency_key,
@@ -136,7 +140,7 @@ def prepare_call(row, mapping, runtime: ConnectorRuntime, documents: dict, bindi
 	compiled, _condition = compile_mapping_doc(mapping)
 	payload = compiled.apply(document, context) if operation.send_body else None
 	digest = payload_hash(payload) if payload is not None else None
-	if mapping.skip_unchanged and binding and digest and binding.last_payload_hash == digest:
+	if mapping.skip_unchanged and binding and not targeted and digest and binding.last_payload_hash == digest:
 		raise SkipRow(_("Unchanged since the last delivery"))
 	path = render_path(operation.path or "", {"doc": document, "remote_id": remote_id, "context": context})
 	if "{{" in (operation.path or "") and "remote_id" in operation.path and not remote_id:
@@ -156,6 +160,7 @@ def prepare_call(row, mapping, runtime: ConnectorRuntime, documents: dict, bindi
 		payload_hash=digest,
 		binding=binding,
 		response_replaces_binding=bool(operation.response_replaces_binding),
+		targeted=targeted,
 	)
 
 
@@ -330,6 +335,7 @@ def record_successes(
 def save_bindings(connector: str, mapping, bound: list[tuple[OutboundCall, str | None]]) -> None:
 	"""Insert the bindings the rows created in one statement and refresh the existing ones in another."""
 	now = now_datetime()
+	bound = [(call, remote_id) for call, remote_id in bound if not call.targeted]
 	existing = [(call, remote_id) for call, remote_id in bound if call.binding]
 	if existing:
 		refresh_bindings(existing, mapping, now)
@@ -404,7 +410,7 @@ def remote_id_from(call: OutboundCall, mapping, response_data) -> str | None:
 	response, unless the operation says its response replaces the binding: a remote may answer a void or an
 	update with the id of another object (a credit note, an audit entry), which must not become the document's.
 	"""
-	if call.remote_id and not call.response_replaces_binding:
+	if call.targeted or (call.remote_id and not call.response_replaces_binding):
 		return call.remote_id
 	remote_id = None
 	if mapping.remote_id_path and response_data is not None:
@@ -421,6 +427,9 @@ def record_success(
 	"""One row's success on its own (when the bindings of a group conflicted): bound, or Dead if its id is taken."""
 	row = call.row
 	remote_id = remote_id_from(call, mapping, response_data)
+	if call.targeted:
+		finish(row, "Success", commit=False, request=call.request_log, external_id=remote_id, **outcome)
+		return
 	frappe.db.savepoint("integration_hub_binding")
 	try:
 		save_binding(

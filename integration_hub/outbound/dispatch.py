@@ -33,8 +33,12 @@ def on_document_event(doc, method: str) -> None:
 			queue_outbound(mapping_name, doc, method)
 
 
-def queue_outbound(mapping_name: str, doc, event: str) -> str | None:
-	"""Write the outbox row for one mapping and one document event; returns the Sync Log name."""
+def queue_outbound(mapping_name: str, doc, event: str, remote_id: str | None = None) -> str | None:
+	"""Write the outbox row for one mapping and one document event; returns the Sync Log name.
+
+	``remote_id`` aims the row at that remote object instead of the one the document is bound to (voiding a
+	duplicate the remote holds of the document); such a row leaves the binding as it is.
+	"""
 	try:
 		mapping = frappe.get_cached_doc("Mapping", mapping_name)
 	except frappe.DoesNotExistError:
@@ -69,6 +73,9 @@ def queue_outbound(mapping_name: str, doc, event: str) -> str | None:
 			"modified_by": frappe.session.user,
 		}
 	)
+	if remote_id:
+		log.external_id = remote_id
+		log.targets_remote_id = 1
 	log.idempotency_key = idempotency_key(mapping, log, document, event)
 	if event in SNAPSHOT_EVENTS:
 		log.payload = json.dumps(document, default=str)

@@ -6,6 +6,7 @@ servers use (page numbers with a total, a next cursor in the body, an RFC 8288 L
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -206,6 +207,85 @@ class AttendanceServer:
 			else None
 		)
 		return 200, {}, {"count": len(punches), "next": following, "previous": None, "data": chunk}
+
+	def stop(self):
+		self.server.stop()
+
+
+@dataclass
+class LedgerServer:
+	"""An accounting system's invoices: ``POST /invoices`` creates one (an Idempotency-Key it has seen answers
+	with the invoice made for it, while that invoice exists), ``POST /invoices/<id>/void`` voids one, and
+	``GET /invoices?issued_from=&issued_to=&page=&per_page=`` lists a period, page by page, with a total.
+	``list_answer`` replaces the list's answer (an error, an HTML page) until cleared."""
+
+	invoices: dict[str, dict] = field(default_factory=dict)
+	keys: dict[str, str] = field(default_factory=dict)
+	list_answer: tuple | None = None
+	max_days: int = 31
+
+	def __post_init__(self):
+		self.lock = threading.Lock()
+		self.numbers = iter(range(1, 10**9))
+		self.server = RecordingServer(self.respond, lifetime=1800)
+		self.url = self.server.url
+
+	def respond(self, request: RecordedRequest):
+		parts = request.path.strip("/").split("/")
+		if parts[0] != "invoices":
+			return 404, {}, {"error": "not found"}
+		if request.method == "GET" and len(parts) == 1:
+			return self.list_invoices(request)
+		if request.method == "POST" and len(parts) == 1:
+			return self.create(json.loads(request.body), request.headers.get("Idempotency-Key"))
+		if request.method == "POST" and len(parts) == 3 and parts[2] == "void":
+			with self.lock:
+				if parts[1] not in self.invoices:
+					return 404, {}, {"error": f"no invoice {parts[1]}"}
+				self.invoices[parts[1]]["status"] = "void"
+				return 200, {}, self.invoices[parts[1]]
+		return 405, {}, {"error": "method not allowed"}
+
+	def create(self, body: dict, key: str | None) -> tuple:
+		with self.lock:
+			if key and self.keys.get(key) in self.invoices:
+				return 200, {}, self.invoices[self.keys[key]]
+			invoice = self.add(body)
+			if key:
+				self.keys[key] = invoice["id"]
+			return 201, {}, invoice
+
+	def add(self, body: dict) -> dict:
+		invoice = {**body, "id": f"inv_{next(self.numbers):06d}", "status": "open"}
+		self.invoices[invoice["id"]] = invoice
+		return invoice
+
+	def list_invoices(self, request: RecordedRequest) -> tuple:
+		if self.list_answer is not None:
+			return self.list_answer
+		query = {key: values[-1] for key, values in parse_qs(request.query).items()}
+		first, last = query.get("issued_from", ""), query.get("issued_to", "9999")
+		if (
+			first
+			and last
+			and (
+				last < first
+				or (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days > self.max_days
+			)
+		):
+			return (
+				422,
+				{},
+				{"error": f"issued_from..issued_to must be a range of at most {self.max_days} days"},
+			)
+		page, size = int(query.get("page", 1)), int(query.get("per_page", 100))
+		with self.lock:
+			listed = [
+				invoice
+				for _id, invoice in sorted(self.invoices.items())
+				if first <= invoice.get("issue_date", "") <= last
+			]
+		return 200, {}, {"data": listed[(page - 1) * size : page * size], "total": len(listed)}
 
 	def stop(self):
 		self.server.stop()

@@ -170,15 +170,22 @@ def tax_account(company: str) -> str:
 	)
 
 
-def make_sales_invoice(items=(("IH-TEST-ITEM", 2, 50.0),), tax_rate: float = 10.0, submit: bool = True):
+def make_sales_invoice(
+	items=(("IH-TEST-ITEM", 2, 50.0),),
+	tax_rate: float = 10.0,
+	submit: bool = True,
+	posting_date: str | None = None,
+	customer: str | None = None,
+):
 	company = default_company()
 	invoice = frappe.get_doc(
 		{
 			"doctype": "Sales Invoice",
 			"company": company,
-			"customer": make_customer(),
-			"posting_date": nowdate(),
-			"due_date": add_days(nowdate(), 30),
+			"customer": customer or make_customer(),
+			"set_posting_time": 1 if posting_date else 0,
+			"posting_date": posting_date or nowdate(),
+			"due_date": add_days(posting_date or nowdate(), 30),
 			"currency": frappe.get_cached_value("Company", company, "default_currency"),
 			"items": [{"item_code": make_item(code), "qty": qty, "rate": rate} for code, qty, rate in items],
 			"taxes": [

@@ -86,6 +86,33 @@ frappe.ui.form.on("Mapping", {
 			() => frappe.set_route("List", "Sync Log", { mapping: frm.doc.name }),
 			__("View")
 		);
+		frm.add_custom_button(
+			__("Reconciliations"),
+			() => frappe.set_route("List", "Reconciliation", { mapping: frm.doc.name }),
+			__("View")
+		);
+		if (frappe.user.has_role(["Integration Manager", "System Manager"])) {
+			frm.add_custom_button(__("Reconcile…"), () => frm.trigger("reconcile"));
+		}
+	},
+
+	reconcile(frm) {
+		const yesterday = frappe.datetime.add_days(frappe.datetime.get_today(), -1);
+		frappe.prompt(
+			[
+				{ fieldname: "from_date", fieldtype: "Date", label: __("From Date"), default: yesterday, reqd: 1 },
+				{ fieldname: "to_date", fieldtype: "Date", label: __("To Date"), default: yesterday, reqd: 1 },
+			],
+			(values) =>
+				frappe.call({
+					method: "integration_hub.api.reconciliation.start",
+					args: { mapping: frm.doc.name, ...values },
+					freeze: true,
+					callback: (r) => frappe.set_route("Form", "Reconciliation", r.message),
+				}),
+			__("Compare ERPNext with {0}", [frm.doc.connector]),
+			__("Reconcile")
+		);
 	},
 
 	preview(frm) {
