@@ -278,6 +278,11 @@ def record_circuit_outcome(name: str, success: bool, error: str | None = None) -
 		values["last_error"] = (error or "")[:1000]
 	frappe.db.set_value("Connector", name, values, update_modified=False)
 	frappe.db.commit()
+	if values["health_status"] != row.health_status:
+		# imported here: the alerts module builds on this one
+		from integration_hub.alerts import on_health_change
+
+		on_health_change(name, row.health_status, values["health_status"])
 
 
 def health_for(state: CircuitState) -> str:

@@ -45,6 +45,9 @@ scheduler_events = {
 			"integration_hub.inbound.apply.sweep",
 			"integration_hub.inbound.pull.schedule_pulls",
 		],
+		"*/5 * * * *": [
+			"integration_hub.alerts.check",
+		],
 	},
 }
 

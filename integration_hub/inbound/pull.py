@@ -237,8 +237,10 @@ def finish_run(
 		"last_pull_error": error_text(error) if error else None,
 		"next_pull_after": now_datetime() + timedelta(seconds=retry_after) if retry_after else None,
 	}
-	if not error and not keep_position:
-		values.update(saved_cursor=None, run_since=None)
+	if not error:
+		values["last_pull_success_at"] = values["last_pulled_at"]
+		if not keep_position:
+			values.update(saved_cursor=None, run_since=None)
 	set_pull_state(mapping_name, **values)
 	frappe.db.commit()
 	publish_progress(mapping_name, counts, done=True, error=values["last_pull_error"])

@@ -55,6 +55,9 @@ class OutboundCall:
 
 def deliver_rows(rows: list) -> None:
 	"""Deliver one group of claimed rows of one mapping: a request per row, or one batch request for them all."""
+	if not rows[0].mapping:
+		deliver_messages(rows)
+		return
 	mapping = frappe.get_cached_doc("Mapping", rows[0].mapping)
 	try:
 		runtime = get_connector(mapping.connector)
@@ -86,6 +89,57 @@ def deliver_rows(rows: list) -> None:
 		send_batch(calls, mapping, runtime)
 	else:
 		send_each(calls, mapping, runtime)
+
+
+def deliver_messages(rows: list) -> None:
+	"""Rows without a mapping carry their request ready-made (``dispatch.queue_message``): POST the stored body
+	to the stored path, one request per row, with the same retries and circuit breaker as mapped rows."""
+	try:
+		runtime = get_connector(rows[0].connector)
+	except (ConfigurationError, frappe.DoesNotExistError) as error:
+		for row in rows:
+			finish(row, "Dead", error=_("Connector cannot be used: {0}").format(error_text(error)))
+		return
+	if hold_while_paused(rows, runtime.name):
+		return
+	for position, row in enumerate(rows):
+		message = json.loads(row.payload or "{}")
+		call = OutboundCall(
+			row=row,
+			method="POST",
+			path=message.get("path") or "",
+			soap_operation="",
+			payload=message.get("body"),
+			idempotency_key=row.idempotency_key,
+			remote_id=None,
+			payload_hash=None,
+		)
+		started = time.monotonic()
+		try:
+			status, body_text, _data = exchange(call, runtime, runtime.rest_client())
+		except TransportError as error:
+			record_failure(call, None, runtime, error, elapsed_ms(started))
+			if hold_while_paused(rows[position + 1 :], runtime.name):
+				return
+			continue
+		except IntegrationError as error:
+			finish(
+				row,
+				"Dead",
+				error=error_text(error),
+				request=call.request_log,
+				duration_ms=elapsed_ms(started),
+			)
+			continue
+		finish(
+			row,
+			"Success",
+			request=call.request_log,
+			http_status=status,
+			response=runtime.redact(body_text),
+			duration_ms=elapsed_ms(started),
+		)
+		record_circuit_outcome(runtime.name, success=True)
 
 
 def hold_while_paused(rows: list, connector: str) -> bool:
@@ -473,7 +527,7 @@ def record_failure(call, mapping, runtime, error: TransportError, duration_ms, b
 		"duration_ms": duration_ms,
 		"batch_id": batch_id,
 	}
-	if isinstance(error, GoneError):
+	if isinstance(error, GoneError) and mapping:
 		frappe.db.set_value("Mapping", mapping.name, "enabled", 0)
 		clear_outbound_index()
 		finish(

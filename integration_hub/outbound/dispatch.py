@@ -22,6 +22,8 @@ from integration_hub.mappings import clear_outbound_index, compile_mapping_doc, 
 DELIVERY_JOB = "integration_hub.outbound.outbox.deliver"
 DELIVERY_JOB_TIMEOUT = 300
 SNAPSHOT_EVENTS = frozenset({"on_trash"})
+MESSAGE_EVENT = "message"
+"""The event of a row that carries a ready request instead of a mapped document (see ``queue_message``)."""
 
 
 def on_document_event(doc, method: str) -> None:
@@ -81,6 +83,43 @@ def queue_outbound(mapping_name: str, doc, event: str, remote_id: str | None = N
 		log.payload = json.dumps(document, default=str)
 	log.db_insert()
 	schedule_delivery(mapping.connector)
+	return log.name
+
+
+def queue_message(
+	connector: str,
+	path: str,
+	body: dict,
+	reference_doctype: str | None = None,
+	reference_name: str | None = None,
+) -> str:
+	"""Write an outbox row that carries a ready JSON POST (an alert's chat post) rather than a mapped document.
+
+	It has no mapping: its payload holds the path and the body, and the worker sends it with the connector's
+	retries, backoff and circuit breaker like any other row. Returns the Sync Log name."""
+	log = frappe.new_doc("Sync Log")
+	log.name = new_log_name()
+	now = now_datetime()
+	log.update(
+		{
+			"status": "Queued",
+			"direction": "Outbound",
+			"connector": connector,
+			"event": MESSAGE_EVENT,
+			"reference_doctype": reference_doctype,
+			"reference_name": reference_name,
+			"attempts": 0,
+			"next_attempt_at": now,
+			"idempotency_key": f"ih-{log.name}",
+			"payload": json.dumps({"path": path, "body": body}, default=str),
+			"owner": frappe.session.user,
+			"creation": now,
+			"modified": now,
+			"modified_by": frappe.session.user,
+		}
+	)
+	log.db_insert()
+	schedule_delivery(connector)
 	return log.name
 
 

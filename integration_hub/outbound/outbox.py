@@ -216,7 +216,9 @@ def group_for_delivery(rows: list[frappe._dict]) -> list[list[frappe._dict]]:
 	groups: list[list[frappe._dict]] = []
 	open_groups: dict[tuple[str, str], list[frappe._dict]] = {}
 	for row in rows:
-		batch_size = frappe.get_cached_value("Mapping", row.mapping, "batch_size") or 1
+		batch_size = (
+			frappe.get_cached_value("Mapping", row.mapping, "batch_size") if row.mapping else 0
+		) or 1
 		key = (row.mapping, row.event if batch_size > 1 else "")
 		group = open_groups.get(key)
 		if group is None or (batch_size > 1 and len(group) >= batch_size):

@@ -207,9 +207,11 @@ def make_sales_invoice(
 
 
 def make_connector(name: str, base_url: str, **values) -> str:
-	"""A fresh REST connector aimed at ``base_url``; rows and bindings of an earlier one of that name go too."""
+	"""A fresh REST connector aimed at ``base_url``; rows, bindings and alerts of an earlier one of that name go
+	too."""
 	frappe.db.delete("Sync Log", {"connector": name})
 	frappe.db.delete("Integration Binding", {"connector": name})
+	frappe.db.delete("Integration Alert", {"connector": name})
 	for mapping in frappe.get_all("Mapping", filters={"connector": name}, pluck="name"):
 		frappe.delete_doc("Mapping", mapping, force=True, ignore_permissions=True)
 	if frappe.db.exists("Connector", name):
