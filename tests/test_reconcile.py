@@ -190,7 +190,13 @@ def test_a_long_remote_list_of_matched_records_is_not_held():
 def test_side_by_side_marks_only_the_fields_that_differ():
 	from integration_hub.engine.reconcile import project, side_by_side
 
-	erpnext = {"number": "SINV-1", "total": 118.0, "lines": [{"sku": "A", "qty": 2}], "customer": "Acme "}
+	erpnext = {
+		"number": "SINV-1",
+		"total": 118.0,
+		"lines": [{"sku": "A", "qty": 2}],
+		"customer": "Acme ",
+		"y": 1,
+	}
 	remote = {
 		"number": "SINV-1",
 		"total": "118.004",
@@ -199,8 +205,8 @@ def test_side_by_side_marks_only_the_fields_that_differ():
 		"x": 1,
 	}
 	rows = {row["field"]: row for row in side_by_side(erpnext, remote, tolerance=0.01)}
-	assert [f for f, row in rows.items() if row["differs"]] == ["lines[0].sku", "x"]
-	assert rows["x"]["erpnext"] is None
+	assert [f for f, row in rows.items() if row["differs"]] == ["lines[0].sku", "y"]
+	assert rows["x"]["erpnext"] is None and not rows["x"]["differs"]
 	document = {"customer": "C1", "items": [{"item_code": "A", "rate": 5, "idx": 1}], "owner": "me"}
 	assert project(document, {"customer": "", "items": [{"item_code": ""}]}) == {
 		"customer": "C1",

@@ -380,13 +380,19 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def side_by_side(erpnext: Any, remote: Any, tolerance: float = 0.0) -> list[dict[str, Any]]:
 	"""One row per field either side holds: both values and whether they differ (numbers within the
-	tolerance, and text that only differs in case or outer spaces, count as equal)."""
+	tolerance, and text that only differs in case or outer spaces, count as equal). A field only the remote
+	holds (its own id, its status) is shown but not marked: ERPNext has nothing to say about it."""
 	left, right = flatten(erpnext), flatten(remote)
 	rows = []
 	for path in list(left) + [path for path in right if path not in left]:
 		mine, theirs = left.get(path), right.get(path)
 		rows.append(
-			{"field": path, "erpnext": mine, "remote": theirs, "differs": not same(mine, theirs, tolerance)}
+			{
+				"field": path,
+				"erpnext": mine,
+				"remote": theirs,
+				"differs": path in left and not same(mine, theirs, tolerance),
+			}
 		)
 	return rows
 

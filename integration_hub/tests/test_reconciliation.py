@@ -189,6 +189,14 @@ class TestOutboundReconciliation(FrappeTestCase):
 		)
 		self.assertEqual(rec.difference_count, 19)
 		self.assertEqual(
+			frappe.get_all(
+				"Integration Alert",
+				filters={"connector": CONNECTOR, "kind": "Reconciliation Differences"},
+				pluck="row_count",
+			),
+			[19],
+		)
+		self.assertEqual(
 			{row.reference_name for row in found["Missing at Remote"]}, {i.name for i in deleted}
 		)
 		self.assertEqual({row.reference_name for row in found["Amount Differs"]}, {i.name for i in changed})
