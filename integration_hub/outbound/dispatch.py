@@ -55,26 +55,7 @@ def queue_outbound(mapping_name: str, doc, event: str, remote_id: str | None = N
 		if not condition(document):
 			return None
 
-	log = frappe.new_doc("Sync Log")
-	log.name = new_log_name()
-	now = now_datetime()
-	log.update(
-		{
-			"status": "Queued",
-			"direction": "Outbound",
-			"connector": mapping.connector,
-			"mapping": mapping.name,
-			"event": event,
-			"reference_doctype": doc.doctype,
-			"reference_name": doc.name,
-			"attempts": 0,
-			"next_attempt_at": now,
-			"owner": frappe.session.user,
-			"creation": now,
-			"modified": now,
-			"modified_by": frappe.session.user,
-		}
-	)
+	log = new_outbound_row(mapping.connector, event, doc.doctype, doc.name, mapping=mapping.name)
 	if remote_id:
 		log.external_id = remote_id
 		log.targets_remote_id = 1
@@ -97,6 +78,22 @@ def queue_message(
 
 	It has no mapping: its payload holds the path and the body, and the worker sends it with the connector's
 	retries, backoff and circuit breaker like any other row. Returns the Sync Log name."""
+	log = new_outbound_row(connector, MESSAGE_EVENT, reference_doctype, reference_name)
+	log.idempotency_key = f"ih-{log.name}"
+	log.payload = json.dumps({"path": path, "body": body}, default=str)
+	log.db_insert()
+	schedule_delivery(connector)
+	return log.name
+
+
+def new_outbound_row(
+	connector: str,
+	event: str,
+	reference_doctype: str | None,
+	reference_name: str | None,
+	mapping: str | None = None,
+):
+	"""A Queued outbound Sync Log row, due now, not yet inserted (the caller sets its key and payload)."""
 	log = frappe.new_doc("Sync Log")
 	log.name = new_log_name()
 	now = now_datetime()
@@ -105,22 +102,19 @@ def queue_message(
 			"status": "Queued",
 			"direction": "Outbound",
 			"connector": connector,
-			"event": MESSAGE_EVENT,
+			"mapping": mapping,
+			"event": event,
 			"reference_doctype": reference_doctype,
 			"reference_name": reference_name,
 			"attempts": 0,
 			"next_attempt_at": now,
-			"idempotency_key": f"ih-{log.name}",
-			"payload": json.dumps({"path": path, "body": body}, default=str),
 			"owner": frappe.session.user,
 			"creation": now,
 			"modified": now,
 			"modified_by": frappe.session.user,
 		}
 	)
-	log.db_insert()
-	schedule_delivery(connector)
-	return log.name
+	return log
 
 
 def idempotency_key(mapping, log, document: dict | None, event: str) -> str:
