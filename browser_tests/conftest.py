@@ -78,10 +78,12 @@ def frappe_command(*args: str, timeout: float = 120) -> str:
 
 @dataclass
 class Remote:
-	"""The outside system: a real HTTP server on 127.0.0.1 that accepts invoices, or fails when told to."""
+	"""The outside system: a real HTTP server on 127.0.0.1 that accepts invoices and lists the ones it holds,
+	or fails when told to."""
 
 	mode: str = "ok"
 	received: list[dict] = field(default_factory=list)
+	held: dict[str, dict] = field(default_factory=dict)
 
 	def __post_init__(self):
 		self._server = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=QuietHandler)
@@ -97,7 +99,14 @@ class Remote:
 		elif request.method == "POST" and request.path == "/invoices":
 			body = request.get_json(silent=True) or {}
 			self.received.append(body)
-			response = Response(json.dumps({"id": f"ACC-{body.get('invoice_number')}"}), status=201)
+			invoice = {**body, "id": f"ACC-{body.get('invoice_number')}", "status": "open"}
+			self.held[invoice["id"]] = invoice
+			response = Response(json.dumps(invoice), status=201)
+		elif request.method == "GET" and request.path == "/invoices":
+			first, last = request.args.get("issued_from", ""), request.args.get("issued_to", "9999")
+			page, size = int(request.args.get("page", 1)), int(request.args.get("per_page", 100))
+			listed = [i for _id, i in sorted(self.held.items()) if first <= i.get("issue_date", "") <= last]
+			response = Response(json.dumps({"data": listed[(page - 1) * size : page * size]}), status=200)
 		else:
 			response = Response(json.dumps({"error": "no such endpoint"}), status=404)
 		response.content_type = "application/json"

@@ -390,6 +390,76 @@ def test_an_integration_manager_sets_up_watches_and_heals_an_integration(
 	screen.shot("workspace-after-charts")
 
 
+def test_a_manager_reconciles_and_resends_what_the_remote_lost(browser, desk, remote, world, screenshots):
+	screen = Screen(browser, desk)
+	desk.resource("PUT", "Mapping", MAPPING, condition=f"doc.customer == '{world['customer']}'")
+	lost = next(body["invoice_number"] for body in remote.received)
+	del remote.held[f"ACC-{lost}"]
+
+	screen.login(MANAGER, PASSWORD)
+	screen.open(f"/app/mapping/{quote(MAPPING)}")
+	screen.click(".btn", text="Reconcile")
+	screen.find(".modal.show .frappe-control[data-fieldname='from_date']")
+	screen.js(
+		"cur_dialog.set_values({from_date: frappe.datetime.get_today(), to_date: frappe.datetime.get_today()})"
+	)
+	screen.shot("reconcile-dialog")
+	screen.click(".modal.show .btn-primary", text="Reconcile")
+	wait_for(
+		lambda: screen.js("return cur_frm && cur_frm.doctype === 'Reconciliation' && cur_frm.doc.name"),
+		message="the Reconciliation form",
+	)
+	run = screen.js("return cur_frm.doc.name")
+	wait_for(
+		lambda: (
+			desk.call("frappe.client.get_value", doctype="Reconciliation", filters=run, fieldname="status")[
+				"status"
+			]
+			== "Completed"
+		),
+		timeout=120,
+		message="the run to complete in the worker",
+	)
+	screen.open(f"/app/reconciliation/{run}")
+	screen.find(".form-message", text="open differences", timeout=30)
+	screen.shot("reconciliation-differences-found")
+
+	missing = first_name(desk, "Reconciliation Difference", {"reconciliation": run, "reference_name": lost})
+	screen.open(f"/app/reconciliation-difference/{missing}")
+	screen.find(".frappe-control[data-fieldname='comparison_html'] table", timeout=30)
+	assert "Missing at Remote" in screen.page_text()
+	screen.shot("reconciliation-difference-side-by-side")
+	screen.click(".btn", text="Re-send")
+	screen.find(".alert-message, .desk-alert", text="Queued in the outbox", timeout=30)
+	wait_for(lambda: f"ACC-{lost}" in remote.held, timeout=90, message="the lost invoice sent again")
+	screen.shot("reconciliation-difference-resent")
+
+	again = desk.call(
+		"integration_hub.api.reconciliation.start",
+		mapping=MAPPING,
+		from_date=time.strftime("%Y-%m-%d"),
+		to_date=time.strftime("%Y-%m-%d"),
+	)
+	wait_for(
+		lambda: (
+			desk.call("frappe.client.get_value", doctype="Reconciliation", filters=again, fieldname="status")[
+				"status"
+			]
+			== "Completed"
+		),
+		timeout=120,
+		message="the second run",
+	)
+	assert not desk.call(
+		"frappe.client.get_count",
+		doctype="Reconciliation Difference",
+		filters={"reconciliation": again, "reference_name": lost},
+	)
+	screen.open(f"/app/reconciliation/{again}")
+	screen.find(".form-message", text="matched", timeout=30)
+	screen.shot("reconciliation-second-run")
+
+
 def test_a_plain_user_sees_no_connector_secrets_and_no_admin_buttons(browser, desk, world, screenshots):
 	screen = Screen(browser, desk)
 	screen.login(PLAIN, PASSWORD)
