@@ -410,16 +410,7 @@ def test_a_manager_reconciles_and_resends_what_the_remote_lost(browser, desk, re
 		message="the Reconciliation form",
 	)
 	run = screen.js("return cur_frm.doc.name")
-	wait_for(
-		lambda: (
-			desk.call("frappe.client.get_value", doctype="Reconciliation", filters=run, fieldname="status")[
-				"status"
-			]
-			== "Completed"
-		),
-		timeout=120,
-		message="the run to complete in the worker",
-	)
+	wait_until_completed(desk, run)
 	screen.open(f"/app/reconciliation/{run}")
 	screen.find(".form-message", text="open differences", timeout=30)
 	screen.shot("reconciliation-differences-found")
@@ -440,16 +431,7 @@ def test_a_manager_reconciles_and_resends_what_the_remote_lost(browser, desk, re
 		from_date=time.strftime("%Y-%m-%d"),
 		to_date=time.strftime("%Y-%m-%d"),
 	)
-	wait_for(
-		lambda: (
-			desk.call("frappe.client.get_value", doctype="Reconciliation", filters=again, fieldname="status")[
-				"status"
-			]
-			== "Completed"
-		),
-		timeout=120,
-		message="the second run",
-	)
+	wait_until_completed(desk, again)
 	assert not desk.call(
 		"frappe.client.get_count",
 		doctype="Reconciliation Difference",
@@ -458,6 +440,23 @@ def test_a_manager_reconciles_and_resends_what_the_remote_lost(browser, desk, re
 	screen.open(f"/app/reconciliation/{again}")
 	screen.find(".form-message", text="matched", timeout=30)
 	screen.shot("reconciliation-second-run")
+
+
+def wait_until_completed(desk, reconciliation: str) -> None:
+	"""The run happens in the real RQ worker; wait for it to finish."""
+	wait_for(
+		lambda: (
+			desk.call(
+				"frappe.client.get_value",
+				doctype="Reconciliation",
+				filters=reconciliation,
+				fieldname="status",
+			)["status"]
+			== "Completed"
+		),
+		timeout=120,
+		message=f"reconciliation {reconciliation} to complete in the worker",
+	)
 
 
 def test_a_plain_user_sees_no_connector_secrets_and_no_admin_buttons(browser, desk, world, screenshots):
