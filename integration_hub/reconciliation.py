@@ -76,8 +76,13 @@ def reconcile_yesterday() -> None:
 	for mapping in frappe.get_all(
 		"Mapping", filters={"enabled": 1, "reconcile_nightly": 1}, pluck="name", order_by="name"
 	):
-		start(mapping, yesterday, yesterday, scheduled=True)
-	frappe.db.commit()
+		try:
+			start(mapping, yesterday, yesterday, scheduled=True)
+		except frappe.ValidationError:
+			frappe.db.rollback()
+			frappe.log_error(title=_("Nightly reconciliation of {0} could not start").format(mapping))
+			continue
+		frappe.db.commit()
 
 
 def list_configuration_errors(mapping) -> list[str]:
@@ -117,6 +122,9 @@ def run(reconciliation: str) -> None:
 	except frappe.ValidationError as error:
 		fail(rec.name, str(error))
 		return
+	except Exception as error:
+		fail(rec.name, _("The run stopped on an unexpected error: {0}").format(error))
+		raise
 	open_count = write_outcome(rec.name, mapping, outcome)
 	frappe.db.commit()
 	publish(rec.name, done=True, status="Completed", differences=open_count)

@@ -323,6 +323,34 @@ class TestOutboundReconciliation(FrappeTestCase):
 		frappe.set_user("Administrator")
 		self.assertEqual(frappe.db.get_value("Reconciliation", name, "status"), "Queued")
 
+	def test_6_the_nightly_run_reconciles_yesterday_and_a_broken_mapping_does_not_stop_it(self):
+		broken_connector = make_connector("IH Ledger Broken", self.ledger.url)
+		broken = make_mapping_from_template(
+			"sales_invoice_to_accounting", broken_connector, "IH Ledger Broken Invoices", list_path=""
+		)
+		frappe.db.set_value("Mapping", {"name": ("in", [broken, MAPPING])}, "reconcile_nightly", 1)
+		frappe.db.commit()
+		before = frappe.db.count("Reconciliation", {"mapping": MAPPING})
+		try:
+			reconciliation.reconcile_yesterday()
+		finally:
+			frappe.db.set_value("Mapping", MAPPING, "reconcile_nightly", 0)
+			frappe.delete_doc("Mapping", broken, force=True, ignore_permissions=True)
+			frappe.db.commit()
+			clear_outbound_index()
+		runs = frappe.get_all(
+			"Reconciliation",
+			filters={"mapping": MAPPING, "scheduled": 1},
+			fields=["from_date", "to_date", "status"],
+			order_by="creation desc",
+			limit=1,
+		)
+		yesterday = frappe.utils.add_days(frappe.utils.today(), -1)
+		self.assertEqual(frappe.db.count("Reconciliation", {"mapping": MAPPING}), before + 1)
+		self.assertEqual(
+			(str(runs[0].from_date), str(runs[0].to_date), runs[0].status), (yesterday, yesterday, "Queued")
+		)
+
 	def assert_days_agree(self, rec) -> None:
 		"""The per-day counts and sums equal the ones worked out here from both sides."""
 		erpnext = defaultdict(lambda: [0, 0.0])
