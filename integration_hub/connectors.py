@@ -279,10 +279,13 @@ def record_circuit_outcome(name: str, success: bool, error: str | None = None) -
 	frappe.db.set_value("Connector", name, values, update_modified=False)
 	frappe.db.commit()
 	if values["health_status"] != row.health_status:
-		# imported here: the alerts module builds on this one
-		from integration_hub.alerts import on_health_change
+		announce_health_change(name, row.health_status, values["health_status"])
 
-		on_health_change(name, row.health_status, values["health_status"])
+
+def announce_health_change(name: str, previous: str, current: str) -> None:
+	"""Call every ``integration_hub_health_changed`` hook (the app's alerts, and any other app's)."""
+	for method in frappe.get_hooks("integration_hub_health_changed"):
+		frappe.get_attr(method)(name, previous, current)
 
 
 def health_for(state: CircuitState) -> str:

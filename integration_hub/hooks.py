@@ -15,6 +15,8 @@ before_uninstall = "integration_hub.install.before_uninstall"
 
 after_request = ["integration_hub.api.webhook.answer_unparsable_json"]
 
+integration_hub_health_changed = ["integration_hub.alerts.on_health_change"]
+
 doctype_list_js = {
 	"Connector": "public/js/connector_list.js",
 	"Sync Log": "public/js/sync_log_list.js",
