@@ -17,7 +17,7 @@ import frappe
 from frappe import _
 from frappe.utils import add_days, getdate, now_datetime, today
 
-from integration_hub.bindings import get_binding, save_binding
+from integration_hub.bindings import binding_filters, get_binding, save_binding
 from integration_hub.connectors import get_connector
 from integration_hub.engine.errors import IntegrationError
 from integration_hub.engine.pagination import iter_pages, iter_soap_pages
@@ -144,11 +144,7 @@ def reconcile(mapping, from_date: date, to_date: date, reconciliation: str | Non
 	errors = list_configuration_errors(mapping)
 	if errors:
 		frappe.throw("\n".join(errors))
-	local = (
-		imported_records(mapping, from_date, to_date)
-		if mapping.direction == INBOUND
-		else outbound_records(mapping, from_date, to_date)
-	)
+	local = local_records(mapping, from_date, to_date)
 	reconciler = Reconciler(
 		local,
 		direction=mapping.direction,
@@ -184,61 +180,37 @@ def amount_field(mapping) -> str:
 	return (mapping.erpnext_amount_field or "grand_total").strip()
 
 
-def local_columns(mapping) -> str:
-	meta = frappe.get_meta(erpnext_doctype(mapping))
-	currency = "d.`currency`" if meta.has_field("currency") else "''"
-	return (
-		f"d.`name`, d.`{date_field(mapping)}` as day, ifnull(d.`{amount_field(mapping)}`, 0) as amount, "
-		f"{currency} as currency, d.`docstatus`"
-	)
-
-
-def binding_join(mapping) -> str:
-	return (
-		"`tabIntegration Binding` b on b.`connector` = %(connector)s and b.`reference_doctype` = %(doctype)s "
-		"and b.`remote_object_type` = %(object_type)s and b.`reference_name` = d.`name`"
-	)
-
-
-def scope_values(mapping, from_date: date, to_date: date) -> dict:
+def binding_scope(mapping) -> dict:
+	"""The Integration Binding keys of the mapping's documents, short of the document itself."""
 	return {
 		"connector": mapping.connector,
 		"doctype": erpnext_doctype(mapping),
 		"object_type": (mapping.remote_object_type or "").strip(),
-		"from": from_date,
-		"to": to_date,
 	}
 
 
-def docstatus_filter(mapping) -> str:
-	return "and d.`docstatus` in (1, 2)" if frappe.get_meta(erpnext_doctype(mapping)).is_submittable else ""
-
-
-def outbound_records(mapping, from_date: date, to_date: date) -> list[LocalRecord]:
-	"""Every document of the period the mapping sends (its condition applied), with its bound remote id."""
+def local_records(mapping, from_date: date, to_date: date) -> list[LocalRecord]:
+	"""The ERPNext side of the period, with the remote id each document is bound to, in one indexed query:
+	outbound, every document the mapping sends (its condition applied); inbound, the documents this
+	connector brought in (those with a binding)."""
+	doctype = erpnext_doctype(mapping)
+	meta = frappe.get_meta(doctype)
+	currency = "d.`currency`" if meta.has_field("currency") else "''"
+	join = "join" if mapping.direction == INBOUND else "left join"
+	submitted = "and d.`docstatus` in (1, 2)" if meta.is_submittable else ""
 	rows = frappe.db.sql(
 		f"""
-		select {local_columns(mapping)}, b.`external_id`
-		from `tab{erpnext_doctype(mapping)}` d left join {binding_join(mapping)}
-		where d.`{date_field(mapping)}` between %(from)s and %(to)s {docstatus_filter(mapping)}
+		select d.`name`, d.`{date_field(mapping)}`, ifnull(d.`{amount_field(mapping)}`, 0), {currency},
+			d.`docstatus`, b.`external_id`
+		from `tab{doctype}` d {join} `tabIntegration Binding` b
+			on b.`connector` = %(connector)s and b.`reference_doctype` = %(doctype)s
+			and b.`remote_object_type` = %(object_type)s and b.`reference_name` = d.`name`
+		where d.`{date_field(mapping)}` between %(from)s and %(to)s {submitted}
 		""",
-		scope_values(mapping, from_date, to_date),
+		{**binding_scope(mapping), "from": from_date, "to": to_date},
 	)
-	names = sent_by_condition(mapping, [row[0] for row in rows])
+	names = sent_by_condition(mapping, [row[0] for row in rows]) if mapping.direction != INBOUND else None
 	return [local_record(row) for row in rows if names is None or row[0] in names]
-
-
-def imported_records(mapping, from_date: date, to_date: date) -> list[LocalRecord]:
-	"""The documents of the period this connector brought in, by their bindings."""
-	rows = frappe.db.sql(
-		f"""
-		select {local_columns(mapping)}, b.`external_id`
-		from `tab{erpnext_doctype(mapping)}` d join {binding_join(mapping)}
-		where d.`{date_field(mapping)}` between %(from)s and %(to)s {docstatus_filter(mapping)}
-		""",
-		scope_values(mapping, from_date, to_date),
-	)
-	return [local_record(row) for row in rows]
 
 
 def local_record(row) -> LocalRecord:
@@ -295,7 +267,7 @@ def note_deleted_imports(mapping, outcome: Outcome) -> None:
 			where connector = %(connector)s and reference_doctype = %(doctype)s
 				and remote_object_type = %(object_type)s and external_id in %(ids)s
 			""",
-			{**scope_values(mapping, date.today(), date.today()), "ids": lone},
+			{**binding_scope(mapping), "ids": lone},
 		)
 	)
 	for difference in outcome.differences:
@@ -693,11 +665,8 @@ def retry_dead_rows(mapping, external_id: str) -> None:
 
 def drop_binding_of_deleted(mapping, external_id: str) -> None:
 	doctype = erpnext_doctype(mapping)
-	filters = {
-		"connector": mapping.connector,
-		"reference_doctype": doctype,
-		"remote_object_type": (mapping.remote_object_type or "").strip(),
-		"external_id": external_id,
+	filters = binding_filters(mapping.connector, doctype, mapping.remote_object_type) | {
+		"external_id": external_id
 	}
 	binding = frappe.db.get_value("Integration Binding", filters, ["name", "reference_name"], as_dict=True)
 	if binding and not frappe.db.exists(doctype, binding.reference_name):

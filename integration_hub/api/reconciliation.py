@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import frappe
 from frappe import _
 
 from integration_hub import reconciliation
+from integration_hub.api.sync_log import name_list
 
 MANAGERS = ("Integration Manager", "System Manager")
 
 
 def names_of(names) -> list[str]:
-	if isinstance(names, str):
-		names = json.loads(names) if names.startswith("[") else [names]
-	if not names:
-		frappe.throw(_("Select at least one difference."))
-	return list(names)
+	return name_list(names, _("Select at least one difference."))
 
 
 @frappe.whitelist(methods=["POST"])

@@ -18,14 +18,20 @@ RETRYABLE_STATUSES = ("Failed", "Dead", "Cancelled", "Skipped")
 CANCELLABLE_STATUSES = ("Queued", "Failed")
 
 
+def name_list(names, when_empty: str) -> list[str]:
+	"""The names a Desk action was given: a list, a JSON list, or one name."""
+	if isinstance(names, str):
+		names = json.loads(names) if names.startswith("[") else [names]
+	if not names:
+		frappe.throw(when_empty)
+	return list(names)
+
+
 def load_rows(names, fields: list[str]) -> list:
 	"""The named rows, after checking the user may change them: one permission check for the DocType and
 	one permission-filtered query for the rows, however many are selected (a bulk action is one request
 	and a handful of statements, not one round of checks per row)."""
-	if isinstance(names, str):
-		names = json.loads(names) if names.startswith("[") else [names]
-	if not names:
-		frappe.throw(_("Select at least one Sync Log row."))
+	names = name_list(names, _("Select at least one Sync Log row."))
 	frappe.has_permission("Sync Log", "write", throw=True)
 	rows = frappe.get_list(
 		"Sync Log", filters={"name": ("in", list(names))}, fields=["name", "status", *fields]

@@ -54,17 +54,30 @@ class OutboundCall:
 
 
 def deliver_rows(rows: list) -> None:
-	"""Deliver one group of claimed rows of one mapping: a request per row, or one batch request for them all."""
-	if not rows[0].mapping:
-		deliver_messages(rows)
-		return
-	mapping = frappe.get_cached_doc("Mapping", rows[0].mapping)
+	"""Deliver one group of claimed rows of one mapping: a request per row, or one batch request for them all.
+
+	Rows without a mapping carry their request ready-made (``dispatch.queue_message``): the stored body is
+	POSTed to the stored path through the same loop (retries, circuit breaker) as mapped rows."""
+	mapping = frappe.get_cached_doc("Mapping", rows[0].mapping) if rows[0].mapping else None
 	try:
-		runtime = get_connector(mapping.connector)
+		runtime = get_connector(mapping.connector if mapping else rows[0].connector)
 	except (ConfigurationError, frappe.DoesNotExistError) as error:
 		for row in rows:
 			finish(row, "Dead", error=_("Connector cannot be used: {0}").format(error_text(error)))
 		return
+	calls = prepare_calls(rows, mapping, runtime) if mapping else [message_call(row) for row in rows]
+	if not calls:
+		return
+	if hold_while_paused([call.row for call in calls], runtime.name):
+		return
+	if mapping and (mapping.batch_size or 1) > 1 and runtime.protocol == "REST":
+		send_batch(calls, mapping, runtime)
+	else:
+		send_each(calls, mapping, runtime)
+
+
+def prepare_calls(rows: list, mapping, runtime: ConnectorRuntime) -> list[OutboundCall]:
+	"""The requests of a mapping's rows; rows that cannot be sent end Skipped or Dead here."""
 	documents = load_group_documents(rows, mapping)
 	bindings = get_bindings(
 		runtime.name,
@@ -81,65 +94,21 @@ def deliver_rows(rows: list) -> None:
 		except IntegrationError as error:
 			finish(row, "Dead", error=error_text(error), commit=False)
 	frappe.db.commit()
-	if not calls:
-		return
-	if hold_while_paused([call.row for call in calls], runtime.name):
-		return
-	if (mapping.batch_size or 1) > 1 and runtime.protocol == "REST":
-		send_batch(calls, mapping, runtime)
-	else:
-		send_each(calls, mapping, runtime)
+	return calls
 
 
-def deliver_messages(rows: list) -> None:
-	"""Rows without a mapping carry their request ready-made (``dispatch.queue_message``): POST the stored body
-	to the stored path, one request per row, with the same retries and circuit breaker as mapped rows."""
-	try:
-		runtime = get_connector(rows[0].connector)
-	except (ConfigurationError, frappe.DoesNotExistError) as error:
-		for row in rows:
-			finish(row, "Dead", error=_("Connector cannot be used: {0}").format(error_text(error)))
-		return
-	if hold_while_paused(rows, runtime.name):
-		return
-	for position, row in enumerate(rows):
-		message = json.loads(row.payload or "{}")
-		call = OutboundCall(
-			row=row,
-			method="POST",
-			path=message.get("path") or "",
-			soap_operation="",
-			payload=message.get("body"),
-			idempotency_key=row.idempotency_key,
-			remote_id=None,
-			payload_hash=None,
-		)
-		started = time.monotonic()
-		try:
-			status, body_text, _data = exchange(call, runtime, runtime.rest_client())
-		except TransportError as error:
-			record_failure(call, None, runtime, error, elapsed_ms(started))
-			if hold_while_paused(rows[position + 1 :], runtime.name):
-				return
-			continue
-		except IntegrationError as error:
-			finish(
-				row,
-				"Dead",
-				error=error_text(error),
-				request=call.request_log,
-				duration_ms=elapsed_ms(started),
-			)
-			continue
-		finish(
-			row,
-			"Success",
-			request=call.request_log,
-			http_status=status,
-			response=runtime.redact(body_text),
-			duration_ms=elapsed_ms(started),
-		)
-		record_circuit_outcome(runtime.name, success=True)
+def message_call(row) -> OutboundCall:
+	message = json.loads(row.payload or "{}")
+	return OutboundCall(
+		row=row,
+		method="POST",
+		path=message.get("path") or "",
+		soap_operation="",
+		payload=message.get("body"),
+		idempotency_key=row.idempotency_key,
+		remote_id=None,
+		payload_hash=None,
+	)
 
 
 def hold_while_paused(rows: list, connector: str) -> bool:
@@ -355,9 +324,15 @@ def record_successes(
 	"""Bindings and outcomes of many successful rows in a few statements; row by row only when a binding conflicts.
 
 	Each success is (call, parsed response, outcome values such as http_status, response, duration_ms).
-	Nothing is committed here.
+	Rows without a mapping (ready messages) bind nothing. Nothing is committed here.
 	"""
 	if not successes:
+		return
+	if mapping is None:
+		finish_many(
+			[(call.row, {"request": call.request_log, **outcome}) for call, _data, outcome in successes],
+			{"status": "Success", "error": None},
+		)
 		return
 	remote_ids = [remote_id_from(call, mapping, data) for call, data, _outcome in successes]
 	frappe.db.savepoint("integration_hub_successes")
